@@ -1,0 +1,1 @@
+"""jobgraph: run a graph of jobs: functions, coroutines and shell commands."""
