@@ -1,0 +1,289 @@
+"""The scheduling core: events in, decisions out. No asyncio, no I/O, no clock.
+
+The core knows jobs only by index. A driver (``runner.py``, or a test) tells it what
+happened (:meth:`Core.finish`, :meth:`Core.retry`, :meth:`Core.abort`) and asks what to
+start next (:meth:`Core.dispatch`). Each event costs O(1) amortised work plus the edges
+it touches: nothing here scans all jobs, except the single sweep that cancels what is
+left when an aborted run ends.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .state import FAILURE, SUCCESS, TERMINAL, State, check_transition
+
+RUN_IF_SUCCESS, RUN_IF_DONE, RUN_IF_FAILURE = 0, 1, 2
+RUN_IF_CODES = {"success": RUN_IF_SUCCESS, "done": RUN_IF_DONE, "failure": RUN_IF_FAILURE}
+
+_PENDING, _READY, _RUNNING = State.PENDING, State.READY, State.RUNNING
+_SKIPPED, _CANCELLED = State.SKIPPED, State.CANCELLED
+
+
+@dataclass
+class Spec:
+    """The static description of a graph that the core schedules."""
+
+    names: Sequence[str]
+    reqs: Sequence[Sequence[int]]
+    succs: Sequence[Sequence[int]]
+    run_if: Sequence[int] = ()
+    critical: Sequence[bool] = ()
+    forever: Sequence[bool] = ()
+    resources: Sequence[Mapping[str, float] | None] = ()
+    rank: Sequence[tuple[float, ...]] = ()  # ready-queue order: smaller starts first
+    window: int | None = None
+    pools: Mapping[str, float] = field(default_factory=dict)
+    # Jobs already ended before the run starts (resumed or up to date).
+    done: Mapping[int, State] = field(default_factory=dict)
+
+
+class Core:
+    """Bookkeeping of one run: what is ready, what may start, what a failure skips."""
+
+    def __init__(self, spec: Spec) -> None:
+        n = len(spec.names)
+        self.spec = spec
+        self.names = spec.names
+        self.succs = spec.succs
+        self.state: list[State] = [_PENDING] * n
+        self.causes: list[tuple[str, ...]] = [()] * n
+        self._waiting = [len(row) for row in spec.reqs]
+        self._any_failed = bytearray(n)  # a requirement FAILED or TIMED_OUT
+        self._announced = bytearray(n)  # forever jobs whose dependents were told it runs
+        self._run_if = spec.run_if or bytes(n)
+        self._critical = spec.critical or bytes(n)
+        self._forever = spec.forever or bytes(n)
+        self._resources = spec.resources or [None] * n
+        self._free = dict(spec.pools)
+        self._blocked: dict[str, list[int]] = {}
+        self._window = spec.window
+        self._running = 0  # jobs holding a window slot (forever jobs hold none)
+        self._contended = spec.window is not None or any(self._resources)
+        self._rank = spec.rank
+        self._heap: list[tuple[tuple[float, ...], int]] = []
+        self._fifo: deque[int] = deque()
+        self.unfinished = n - sum(1 for f in self._forever if f)
+        self.forever_alive = 0
+        self.aborted: str | None = None
+        self.abort_cause: str | None = None
+        self.ended: list[int] = []  # terminal jobs not yet collected by the driver
+
+    # -- queries --------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """True once every job that is not a forever job has ended."""
+        return self.unfinished == 0
+
+    @property
+    def running(self) -> int:
+        """How many window slots are taken."""
+        return self._running
+
+    # -- events ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Make the jobs with no requirements ready; apply jobs ended in advance."""
+        for i, state in self.spec.done.items():
+            self._end(i, state)
+        for i, waiting in enumerate(self._waiting):
+            if waiting == 0 and self.state[i] is _PENDING:
+                self._make_ready(i)
+
+    def dispatch(self) -> list[int]:
+        """Return the jobs to start now (marked RUNNING), within window and pools."""
+        if self.aborted is not None:
+            return []
+        if not self._contended:
+            fifo = self._fifo
+            if not fifo:
+                return []
+            state = self.state
+            batch = [i for i in fifo if state[i] is _READY]
+            fifo.clear()
+            for i in batch:
+                self._to_running(i)
+            return batch
+        return self._dispatch_contended()
+
+    def finish(self, i: int, state: State) -> None:
+        """Job ``i`` ended in terminal ``state``: release what it held, update dependents."""
+        if self.state[i] is _RUNNING:
+            self._release(i)
+        self._end(i, state)
+        if state in FAILURE and self._critical[i] and self.aborted is None:
+            self.abort(f"critical job {self.names[i]!r} {state.name.lower().replace('_', ' ')}",
+                       cause=self.names[i])
+
+    def retry(self, i: int, delayed: bool) -> None:
+        """Job ``i`` failed an attempt and will run again (after a delay if ``delayed``)."""
+        self._release(i)
+        if delayed:
+            self._set(i, _PENDING)
+        else:
+            self._set(i, _READY)
+            self._push(i)
+
+    def wake(self, i: int) -> None:
+        """A retry's delay is over: job ``i`` is ready again."""
+        if self.state[i] is _PENDING:
+            self._set(i, _READY)
+            self._push(i)
+
+    def abort(self, reason: str, cause: str | None = None) -> None:
+        """Start nothing new; the driver cancels what runs, then calls :meth:`cancel_rest`."""
+        if self.aborted is None:
+            self.aborted = reason
+            self.abort_cause = cause
+
+    def cancel_rest(self) -> None:
+        """End every job that has not ended (and is not running) as CANCELLED."""
+        state = self.state
+        for i in range(len(state)):
+            if state[i] not in TERMINAL and state[i] is not _RUNNING:
+                self._end(i, _CANCELLED)
+
+    def collect(self) -> list[int]:
+        """Hand the driver the jobs that ended since the last call."""
+        ended, self.ended = self.ended, []
+        return ended
+
+    # -- internals ------------------------------------------------------------------
+
+    def _set(self, i: int, new: State) -> None:
+        check_transition(self.names[i], self.state[i], new)
+        self.state[i] = new
+
+    def _make_ready(self, i: int) -> None:
+        self._set(i, _READY)
+        self._push(i)
+
+    def _push(self, i: int) -> None:
+        if self._contended:
+            heapq.heappush(self._heap, (self._rank[i] if self._rank else (0.0,), i))
+        else:
+            self._fifo.append(i)
+
+    def _to_running(self, i: int) -> None:
+        self._set(i, _RUNNING)
+        if self._forever[i]:
+            # A forever job satisfies its dependents once it is running (the first time).
+            self.forever_alive += 1
+            if not self._announced[i]:
+                self._announced[i] = 1
+                self._notify(i, State.SUCCEEDED)
+        else:
+            self._running += 1
+
+    def _dispatch_contended(self) -> list[int]:
+        batch: list[int] = []
+        heap, window = self._heap, self._window
+        while heap and (window is None or self._running < window):
+            _, i = heapq.heappop(heap)
+            if self.state[i] is not _READY:
+                continue  # ended while queued (a forever requirement failed)
+            short = self._short_pool(i)
+            if short is not None:
+                self._blocked.setdefault(short, []).append(i)
+                continue
+            self._take(i)
+            self._to_running(i)
+            batch.append(i)
+        if window is not None and self._running >= window:
+            # Forever jobs take no slot: let them through even with a full window.
+            batch.extend(self._dispatch_forever())
+        return batch
+
+    def _dispatch_forever(self) -> list[int]:
+        started = []
+        rest = []
+        for entry in self._heap:
+            i = entry[1]
+            if self._forever[i] and self.state[i] is _READY and self._short_pool(i) is None:
+                self._take(i)
+                self._to_running(i)
+                started.append(i)
+            else:
+                rest.append(entry)
+        if started:
+            heapq.heapify(rest)
+            self._heap = rest
+        return started
+
+    def _short_pool(self, i: int) -> str | None:
+        wanted = self._resources[i]
+        if wanted:
+            for pool, amount in wanted.items():
+                if self._free[pool] < amount:
+                    return pool
+        return None
+
+    def _take(self, i: int) -> None:
+        wanted = self._resources[i]
+        if wanted:
+            for pool, amount in wanted.items():
+                self._free[pool] -= amount
+
+    def _release(self, i: int) -> None:
+        if self._forever[i]:
+            self.forever_alive -= 1
+        else:
+            self._running -= 1
+        wanted = self._resources[i]
+        if wanted:
+            for pool, amount in wanted.items():
+                self._free[pool] += amount
+                for j in self._blocked.pop(pool, ()):
+                    self._push(j)
+
+    def _end(self, i: int, state: State) -> None:
+        self._set(i, state)
+        if not self._forever[i]:
+            self.unfinished -= 1
+        self.ended.append(i)
+        if self._announced[i]:
+            if state in FAILURE:
+                self._skip_waiting_dependents(i)
+            return
+        self._notify(i, state)
+
+    def _notify(self, i: int, state: State) -> None:
+        """Tell job ``i``'s dependents that it ended (or, for forever jobs, started)."""
+        ok = state in SUCCESS
+        for j in self.succs[i]:
+            if self.state[j] is not _PENDING:
+                continue  # already ended (skipped), or ready through a forever job
+            self._waiting[j] -= 1
+            if not ok:
+                if state in FAILURE:
+                    self._any_failed[j] = 1
+                if self._run_if[j] == RUN_IF_SUCCESS:
+                    self._skip(j, self._cause(i, state))
+                    continue
+            if self._waiting[j] == 0:
+                self._requirements_ended(j)
+
+    def _requirements_ended(self, j: int) -> None:
+        if self._run_if[j] == RUN_IF_FAILURE and not self._any_failed[j]:
+            self._skip(j, ())
+        else:
+            self._make_ready(j)
+
+    def _cause(self, i: int, state: State) -> tuple[str, ...]:
+        if state in FAILURE:
+            return (self.names[i],)
+        return self.causes[i] or (self.names[i],)
+
+    def _skip(self, j: int, causes: tuple[str, ...]) -> None:
+        self.causes[j] = causes
+        self._end(j, _SKIPPED)
+
+    def _skip_waiting_dependents(self, i: int) -> None:
+        """A forever job failed after starting: dependents not yet started are skipped."""
+        for j in self.succs[i]:
+            if self.state[j] in (_PENDING, _READY) and self._run_if[j] == RUN_IF_SUCCESS:
+                self._skip(j, (self.names[i],))

@@ -1,0 +1,1 @@
+"""Where job bodies run: the event loop, threads, subprocesses, worker processes."""

@@ -1,0 +1,131 @@
+"""Shell commands in their own process group, with output readable as it arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+from ..errors import ShellError
+from ..job import Shell, ShellResult
+from ..output import OutputBuffer
+
+_POLL = 0.02  # seconds between checks that a process group is gone
+_LIVE_GROUPS: set[int] = set()  # process groups of commands that have not ended
+
+
+def kill_all_groups() -> None:
+    """SIGKILL every command still running (a second Ctrl-C: stop now, no grace)."""
+    for pgid in list(_LIVE_GROUPS):
+        signal_group(pgid, signal.SIGKILL)
+
+
+async def run_shell(job: Shell, kill_grace: float) -> ShellResult:
+    """Run ``job``'s command to the end; raise :class:`ShellError` on a non-zero status.
+
+    Cancelling the caller stops the whole process group (SIGTERM, then SIGKILL after
+    ``kill_grace`` seconds) before the cancellation propagates, so nothing outlives
+    the job. Leftovers of a command that exited normally are stopped the same way.
+    """
+    out, err = OutputBuffer(), OutputBuffer()
+    job._stdout, job._stderr = out, err
+    proc = await _spawn(job)
+    _LIVE_GROUPS.add(proc.pid)
+    pumps = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
+    try:
+        await proc.wait()
+        # Background children may still hold the pipes open: stop them, then drain.
+        await stop_group(proc.pid, kill_grace)
+        await pumps
+    except BaseException:
+        await asyncio.shield(stop_group(proc.pid, kill_grace))
+        await asyncio.shield(pumps)
+        raise
+    finally:
+        _LIVE_GROUPS.discard(proc.pid)
+    returncode = proc.returncode
+    assert returncode is not None
+    job._returncode = returncode
+    result = ShellResult(returncode, out.read_all(), err.read_all())
+    if returncode != 0:
+        raise ShellError(returncode, job.command_line, err.tail(5))
+    return result
+
+
+async def _spawn(job: Shell) -> asyncio.subprocess.Process:
+    env = {**os.environ, **job.env} if job.env else None
+    command = job.command
+    argv = command if isinstance(command, list) else ["/bin/sh", "-c", command]
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=job.cwd,
+        env=env,
+        start_new_session=True,  # own session and process group: we can stop all of it
+    )
+
+
+async def _pump(stream: asyncio.StreamReader | None, buffer: OutputBuffer) -> None:
+    if stream is None:
+        return
+    while True:
+        data = await stream.read(65536)
+        if not data:
+            buffer.feed(b"", final=True)
+            return
+        buffer.feed(data)
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of group ``pgid`` is alive (zombies do not count).
+
+    ``killpg(pgid, 0)`` alone is not enough: where nobody reaps orphans (some container
+    init processes do not), a finished background child stays a zombie in the group
+    forever, and waiting for it to go would cost every such job the full grace period.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _has_live_member(pgid)
+
+
+def _has_live_member(pgid: int) -> bool:
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return True  # no /proc: trust killpg
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command name: state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to a process group, ignoring one that is already gone."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def stop_group(pgid: int, grace: float) -> None:
+    """SIGTERM the group, wait up to ``grace`` seconds, then SIGKILL what is left."""
+    if not group_alive(pgid):
+        return
+    signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while group_alive(pgid) and time.monotonic() < deadline:
+        await asyncio.sleep(_POLL)
+    signal_group(pgid, signal.SIGKILL)

@@ -1,0 +1,513 @@
+"""Job, Shell and Sequence: definitions of work. Nothing runs here.
+
+A job's run-time fields (state, result, times) are written by the runner; this module
+only reads them back for the user.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import inspect
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import options as _opt
+from .errors import JobError
+from .state import State
+
+if TYPE_CHECKING:
+    from .output import OutputBuffer
+    from .scheduler import Scheduler
+
+# What a job's body is; decides how the runner starts it.
+FUNCTION, CORO_FUNCTION, CORO_OBJECT, SHELL, SCHEDULER = range(5)
+
+
+def _kind_of(fn: Any) -> int:
+    if inspect.iscoroutine(fn):
+        return CORO_OBJECT
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+    ):
+        return CORO_FUNCTION
+    if callable(fn):
+        return FUNCTION
+    raise TypeError(f"a job needs a callable, a coroutine function or a coroutine, not {fn!r}")
+
+
+def _name_of(fn: Any) -> str:
+    """Derive a readable default name from what a job runs."""
+    target = getattr(fn, "func", fn)  # functools.partial
+    name = getattr(target, "__name__", None)
+    if name is None:
+        name = type(target).__name__
+    return "lambda" if name == "<lambda>" else str(name)
+
+
+def _find_jobs(value: Any, found: list[Job]) -> bool:
+    """Collect the jobs inside an argument (lists, tuples, sets, dict values)."""
+    if isinstance(value, Job):
+        found.append(value)
+        return True
+    if isinstance(value, (list, tuple, set, frozenset)):
+        hits = [_find_jobs(item, found) for item in value]
+        return any(hits)
+    if isinstance(value, dict):
+        hits = [_find_jobs(item, found) for item in value.values()]
+        return any(hits)
+    return False
+
+
+def flatten_requirements(items: Any) -> Iterator[Job | str]:
+    """Yield the jobs (or job names) in a nested requirement specification.
+
+    A :class:`Sequence` stands for its last job: requiring a sequence means requiring
+    all of it, and its last job already requires the others.
+    """
+    if items is None:
+        return
+    if isinstance(items, (Job, str)):
+        yield items
+    elif isinstance(items, Sequence):
+        last = items.last
+        if last is not None:
+            yield last
+    elif isinstance(items, Iterable):
+        for item in items:
+            yield from flatten_requirements(item)
+    else:
+        raise TypeError(f"requires takes jobs, sequences, names or iterables of them, not {items!r}")
+
+
+def _utc(timestamp: float | None) -> _dt.datetime | None:
+    if timestamp is None:
+        return None
+    return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc)
+
+
+class Job:
+    """One unit of work in a graph: a function, a coroutine, a command or a scheduler.
+
+    See the API reference (section 1) for every option. Arguments that are jobs are
+    replaced by those jobs' results when this job runs, and make them requirements.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_args",
+        "_attempts",
+        "_auto",
+        "_causes",
+        "_data_deps",
+        "_error",
+        "_exception",
+        "_fn",
+        "_index",
+        "_kind",
+        "_kwargs",
+        "_name",
+        "_note",
+        "_owner",
+        "_requires",
+        "_result",
+        "_returncode",
+        "_run",
+        "_state",
+        "_stderr",
+        "_stdout",
+        "_t0",
+        "_t1",
+        "cache",
+        "critical",
+        "env_keys",
+        "executor",
+        "forever",
+        "inputs",
+        "outputs",
+        "priority",
+        "resources",
+        "retries",
+        "retry_backoff",
+        "retry_delay",
+        "run_if",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        fn: Any,
+        *args: Any,
+        name: str | None = None,
+        requires: Any = (),
+        critical: bool = False,
+        forever: bool = False,
+        timeout: float | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.0,
+        retry_backoff: float = 1.0,
+        resources: Mapping[str, int | float] | None = None,
+        priority: float = 0,
+        cache: bool = False,
+        inputs: Iterable[str] = (),
+        outputs: Iterable[str] = (),
+        env_keys: Iterable[str] = (),
+        run_if: str = "success",
+        executor: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        self._kind = self._body_kind(fn)
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        self._name = self._check_name(name)
+        self._auto: str | None = None  # derived name, made unique by the scheduler
+        self._data_deps: tuple[Job, ...] = ()
+        if args or kwargs:
+            found: list[Job] = []
+            if _find_jobs(args, found) | _find_jobs(kwargs, found):
+                self._data_deps = tuple(dict.fromkeys(found))
+        self._requires: list[Job | str] = []
+        if requires:
+            self._requires.extend(flatten_requirements(requires))
+        self.critical = bool(critical)
+        self.forever = bool(forever)
+        self.priority = priority
+        self.cache = bool(cache)
+        self.inputs = tuple(inputs) if inputs else ()
+        self.outputs = tuple(outputs) if outputs else ()
+        self.env_keys = tuple(env_keys) if env_keys else ()
+        self.run_if = run_if
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.retry_backoff = retry_backoff
+        self.resources = resources
+        self.executor = executor
+        if (
+            timeout is not None
+            or retries
+            or retry_delay
+            or retry_backoff != 1.0
+            or resources
+            or priority
+            or run_if != "success"
+            or executor is not None
+        ):
+            self._check_options()
+        self._owner: Scheduler | None = None
+        self._index = -1
+        self._run: Any = None
+        self._reset()
+
+    # -- construction helpers -------------------------------------------------------
+
+    def _body_kind(self, fn: Any) -> int:
+        return _kind_of(fn)
+
+    @staticmethod
+    def _check_name(name: Any) -> str | None:
+        if name is None:
+            return None
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a job name must be a non-empty string, not {name!r}")
+        if "/" in name:
+            raise ValueError(f"job name {name!r} may not contain '/' (it separates nested names)")
+        return name
+
+    def _check_options(self) -> None:
+        owner = f"job {self.name!r}"
+        if self.timeout is not None:
+            self.timeout = _opt.check_seconds(owner, "timeout", self.timeout)
+        self.retries, self.retry_backoff = _opt.check_retries(
+            owner, self.retries, self.retry_backoff
+        )
+        self.retry_delay = _opt.check_seconds(owner, "retry_delay", self.retry_delay,
+                                              allow_zero=True)
+        self.resources = _opt.check_amounts(owner, "resources", self.resources)
+        self.priority = _opt.check_priority(owner, self.priority)
+        self.run_if = _opt.check_run_if(owner, self.run_if)
+        self.executor = _opt.check_executor(owner, self.executor)
+        if self._kind == CORO_OBJECT and self.executor == "process":
+            raise ValueError(f"{owner}: a coroutine object cannot run in a worker process")
+
+    def _reset(self) -> None:
+        """Clear the run-time fields before a run."""
+        self._state = State.PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._error: str | None = None
+        self._note: str | None = None
+        self._returncode: int | None = None
+        self._attempts = 0
+        self._t0: float | None = None
+        self._t1: float | None = None
+        self._causes: tuple[str, ...] = ()
+        self._stdout: OutputBuffer | None = None
+        self._stderr: OutputBuffer | None = None
+
+    # -- definition -----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The job's identity: the explicit name, or one derived from its body.
+
+        A derived name is made unique within its scheduler (``fetch``, ``fetch-2``, ...)
+        when the scheduler validates the graph.
+        """
+        return self._name or self._auto or self._default_name()
+
+    def _default_name(self) -> str:
+        return _name_of(self._fn)
+
+    @property
+    def requirements(self) -> list[Job]:
+        """The jobs this job requires, data dependencies included (names not resolved)."""
+        seen = dict.fromkeys(r for r in self._requires if isinstance(r, Job))
+        seen.update(dict.fromkeys(self._data_deps))
+        return list(seen)
+
+    def requires(self, *others: Any) -> Job:
+        """Add requirements after construction; returns the job."""
+        self._requires.extend(flatten_requirements(others))
+        if self._owner is not None:
+            self._owner._adopt_requirements(self)
+        return self
+
+    # -- run-time results -----------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The job's current state (``PENDING`` before any run)."""
+        run = self._run
+        if run is not None:
+            return run.state[self._index]  # type: ignore[no-any-return]
+        return self._state
+
+    @property
+    def attempts(self) -> int:
+        """How many times the body was started in the last run."""
+        return self._attempts
+
+    @property
+    def started_at(self) -> _dt.datetime | None:
+        """When the last attempt started (UTC), or None."""
+        return _utc(self._t0)
+
+    @property
+    def ended_at(self) -> _dt.datetime | None:
+        """When the job ended (UTC), or None."""
+        return _utc(self._t1)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds between the start of the last attempt and the end, or None."""
+        if self._t0 is None or self._t1 is None:
+            return None
+        return max(0.0, self._t1 - self._t0)
+
+    @property
+    def skipped_because(self) -> list[str]:
+        """Names of the failed jobs that caused this job to be skipped."""
+        run = self._run
+        causes = run.causes[self._index] if run is not None else self._causes
+        return list(causes or ())
+
+    def result(self) -> Any:
+        """Return the job's result, or raise :class:`JobError` if it did not succeed."""
+        state = self.state
+        if state in (State.SUCCEEDED, State.UP_TO_DATE):
+            return self._result
+        message = f"job {self.name!r} did not succeed: it is {state.name}"
+        if state is State.SKIPPED and self.skipped_because:
+            message += " because " + ", ".join(repr(c) for c in self.skipped_because) + " failed"
+        elif self._error:
+            message += ": " + self._error.strip().splitlines()[-1]
+        raise JobError(message, self.name) from self._exception
+
+    def exception(self) -> BaseException | None:
+        """The exception that ended the job, or None."""
+        return self._exception
+
+    # -- live output (shell jobs) ---------------------------------------------------
+
+    def stdout(self) -> str:
+        """All standard output received so far (shell jobs; empty for others)."""
+        return self._stdout.read_all() if self._stdout is not None else ""
+
+    def fresh_stdout(self) -> str:
+        """Standard output received since the last call of this method."""
+        return self._stdout.read_fresh() if self._stdout is not None else ""
+
+    def stderr(self) -> str:
+        """All standard error received so far (shell jobs; empty for others)."""
+        return self._stderr.read_all() if self._stderr is not None else ""
+
+    def fresh_stderr(self) -> str:
+        """Standard error received since the last call of this method."""
+        return self._stderr.read_fresh() if self._stderr is not None else ""
+
+    def __repr__(self) -> str:
+        kind = type(self).__name__
+        text = f"<{kind} {self.name!r} {self.state.name}"
+        if self._attempts > 1:
+            text += f" attempt={self._attempts}"
+        return text + ">"
+
+
+class ShellResult:
+    """What a shell job returns: its exit status and captured output (text)."""
+
+    __slots__ = ("returncode", "stderr", "stdout")
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def __repr__(self) -> str:
+        return f"ShellResult(returncode={self.returncode}, stdout={len(self.stdout)} chars)"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ShellResult):
+            return NotImplemented
+        return (self.returncode, self.stdout, self.stderr) == (
+            other.returncode, other.stdout, other.stderr)
+
+    def __hash__(self) -> int:
+        return hash((self.returncode, self.stdout, self.stderr))
+
+
+class Shell(Job):
+    """A job that runs a command in its own process group.
+
+    A string runs through ``/bin/sh -c``; a list runs directly (no shell). ``env``
+    entries are added to (and override) the current environment.
+    """
+
+    __slots__ = ("cwd", "env")
+
+    def __init__(
+        self,
+        command: str | list[str] | tuple[str, ...],
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        **job_options: Any,
+    ) -> None:
+        if isinstance(command, (list, tuple)):
+            if not command or not all(isinstance(a, (str, os.PathLike)) for a in command):
+                raise ValueError(f"a shell command list must be non-empty strings, not {command!r}")
+            command = [os.fspath(a) for a in command]
+        elif not isinstance(command, str) or not command.strip():
+            raise ValueError(f"a shell command must be a non-empty string or list, not {command!r}")
+        self.cwd = os.fspath(cwd) if cwd is not None else None
+        self.env = dict(env) if env else None
+        super().__init__(command, **job_options)
+
+    def _body_kind(self, fn: Any) -> int:
+        return SHELL
+
+    def _default_name(self) -> str:
+        command = self._fn
+        first = command[0] if isinstance(command, list) else (command.split() or ["sh"])[0]
+        return os.path.basename(first) or "sh"
+
+    @property
+    def command(self) -> str | list[str]:
+        """The command as given."""
+        return self._fn  # type: ignore[no-any-return]
+
+    @property
+    def command_line(self) -> str:
+        """The command as one line of text (for reports and fingerprints)."""
+        command = self._fn
+        if isinstance(command, list):
+            import shlex
+
+            return shlex.join(command)
+        return str(command)
+
+
+class Sequence:
+    """Jobs that run one after the other: each element requires the one before it.
+
+    Elements are jobs or sequences. The first element requires ``requires``. A sequence
+    can be required or added wherever a job can.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, *jobs_or_sequences: Job | Sequence, requires: Any = ()) -> None:
+        items: list[Job | Sequence] = []
+        for item in jobs_or_sequences:
+            if not isinstance(item, (Job, Sequence)):
+                raise TypeError(f"a Sequence holds jobs and sequences, not {item!r}")
+            items.append(item)
+        self._items = items
+        for before, after in zip(items, items[1:]):
+            after.requires(before)
+        if requires:
+            self.requires(requires)
+
+    @property
+    def first(self) -> Job | None:
+        """The job that starts the sequence."""
+        for item in self._items:
+            head = item.first if isinstance(item, Sequence) else item
+            if head is not None:
+                return head
+        return None
+
+    @property
+    def last(self) -> Job | None:
+        """The job that ends the sequence."""
+        for item in reversed(self._items):
+            tail = item.last if isinstance(item, Sequence) else item
+            if tail is not None:
+                return tail
+        return None
+
+    def requires(self, *others: Any) -> Sequence:
+        """Make the sequence's first element require ``others``; returns the sequence."""
+        if self._items:
+            self._items[0].requires(*others)
+        return self
+
+    def append(self, item: Job | Sequence) -> Sequence:
+        """Add an element at the end; it requires the current last element."""
+        if self._items:
+            item.requires(self._items[-1])
+        self._items.append(item)
+        return self
+
+    def __iter__(self) -> Iterator[Job]:
+        for item in self._items:
+            if isinstance(item, Sequence):
+                yield from item
+            else:
+                yield item
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"<Sequence of {len(self)} jobs>"
+
+
+def iter_jobs(items: Iterable[Any]) -> Iterator[Job]:
+    """Yield the jobs in a mix of jobs, sequences and nested iterables."""
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, Job):
+            yield item
+        elif isinstance(item, Sequence):
+            yield from item
+        elif isinstance(item, Iterable) and not isinstance(item, str):
+            yield from iter_jobs(item)
+        else:
+            raise TypeError(f"a scheduler holds jobs and sequences, not {item!r}")
+
+
+CallableT = Callable[..., Any]

@@ -1,0 +1,227 @@
+"""Turn a scheduler's jobs into a validated, indexed plan (names, edges, order).
+
+This is where every definition error is found, before anything runs: duplicate names,
+unknown requirements (with a did-you-mean), cycles, impossible resource requests and
+jobs that must go to a worker process but cannot be pickled.
+"""
+
+from __future__ import annotations
+
+import difflib
+import pickle
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import graph
+from .errors import (
+    CycleError,
+    DuplicateNameError,
+    MissingDependencyError,
+    PicklingError,
+    ResourceError,
+)
+from .job import FUNCTION, Job
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
+
+
+@dataclass
+class Plan:
+    """A validated graph: jobs by index, their requirements, dependents and an order."""
+
+    jobs: list[Job]
+    reqs: list[list[int]]
+    succs: list[list[int]]
+    order: list[int]
+    by_name: dict[str, int]
+    # Requirements outside the plan (a subgraph's), by the index that needs them.
+    external: dict[int, list[Job]] = field(default_factory=dict)
+    _position: list[int] | None = None
+    _index_of: dict[Job, int] | None = None
+
+    def position(self) -> list[int]:
+        """For each job index, its rank in the topological order."""
+        if self._position is None:
+            position = [0] * len(self.order)
+            for rank, i in enumerate(self.order):
+                position[i] = rank
+            self._position = position
+        return self._position
+
+    def index(self, job: Job | str) -> int:
+        """The index of a job (or job name) of this plan; ValueError if it is not in it.
+
+        ``job._index`` is only trusted during a run (a job may be in a scheduler and in
+        subgraphs of it), so queries go through a mapping of the plan's own.
+        """
+        if isinstance(job, str):
+            found = self.by_name.get(job)
+            if found is None:
+                raise ValueError(f"no job named {job!r}{did_you_mean(job, self.by_name)}")
+            return found
+        if self._index_of is None:
+            self._index_of = {j: i for i, j in enumerate(self.jobs)}
+        i = self._index_of.get(job)
+        if i is None:
+            raise ValueError(f"job {job.name!r} is not part of this scheduler")
+        return i
+
+    def claim(self) -> None:
+        """Point every job's ``_index`` at this plan (before a run)."""
+        for i, job in enumerate(self.jobs):
+            job._index = i
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """A ``" (did you mean 'x'?)"`` suffix, or an empty string."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def build(scheduler: Scheduler, external_ok: frozenset[Job] | None = None) -> Plan:
+    """Validate ``scheduler``'s jobs and index them; raise a GraphError on any defect.
+
+    ``external_ok`` is given for a subgraph: its jobs keep the names their own scheduler
+    gave them, and requirements among ``external_ok`` are outside the plan, not missing.
+    """
+    jobs = list(scheduler._jobs)
+    for i, job in enumerate(jobs):
+        job._index = i
+    if external_ok is None:
+        by_name = _names(jobs)
+        external_ok = frozenset()
+    else:
+        by_name = _kept_names(jobs)
+    reqs, external = _edges(scheduler, jobs, by_name, external_ok)
+    succs = graph.successors(reqs)
+    order = graph.topological_order(reqs, succs)
+    if len(order) != len(jobs):
+        placed = set(order)
+        cycle = graph.find_cycle(reqs, (i for i in range(len(jobs)) if i not in placed))
+        raise CycleError([jobs[i].name for i in cycle])
+    return Plan(jobs, reqs, succs, order, by_name, external)
+
+
+def _names(jobs: list[Job]) -> dict[str, int]:
+    by_name: dict[str, int] = {}
+    for job in jobs:
+        if job._name is not None:
+            if job._name in by_name:
+                raise DuplicateNameError(job._name)
+            by_name[job._name] = job._index
+    suffix: dict[str, int] = {}
+    for job in jobs:
+        if job._name is None:
+            base = job._default_name()
+            n = suffix.get(base, 1)
+            name = base if n == 1 else f"{base}-{n}"
+            while name in by_name:
+                n += 1
+                name = f"{base}-{n}"
+            suffix[base] = n + 1
+            by_name[name] = job._index
+            job._auto = name
+    return by_name
+
+
+def _kept_names(jobs: list[Job]) -> dict[str, int]:
+    by_name: dict[str, int] = {}
+    for job in jobs:
+        if job.name in by_name:
+            raise DuplicateNameError(job.name)
+        by_name[job.name] = job._index
+    return by_name
+
+
+def _edges(
+    scheduler: Scheduler, jobs: list[Job], by_name: dict[str, int], external_ok: frozenset[Job]
+) -> tuple[list[list[int]], dict[int, list[Job]]]:
+    reqs: list[list[int]] = []
+    external: dict[int, list[Job]] = {}
+    empty: list[int] = []
+    for i, job in enumerate(jobs):
+        wanted = job._requires
+        if not wanted and not job._data_deps:
+            reqs.append(empty)
+            continue
+        row: list[int] = []
+        for req in (*wanted, *job._data_deps):
+            r = _resolve(scheduler, job, req, jobs, by_name)
+            if r is None:
+                if req in external_ok:
+                    external.setdefault(i, []).append(req)  # type: ignore[arg-type]
+                    continue
+                _missing(scheduler, job, req, by_name)
+            elif r not in row:
+                row.append(r)
+        reqs.append(row)
+    return reqs, external
+
+
+def _resolve(
+    scheduler: Scheduler, job: Job, req: Job | str, jobs: list[Job], by_name: dict[str, int]
+) -> int | None:
+    if isinstance(req, str):
+        return by_name.get(req)
+    i = req._index
+    if 0 <= i < len(jobs) and jobs[i] is req:
+        return i
+    return None
+
+
+def _missing(scheduler: Scheduler, job: Job, req: Job | str, by_name: Mapping[str, int]) -> None:
+    if isinstance(req, str):
+        hint = did_you_mean(req, by_name)
+        raise MissingDependencyError(f"job {job.name!r} requires unknown {req!r}{hint}")
+    where = "another scheduler" if req._owner is not None else "no scheduler"
+    raise MissingDependencyError(
+        f"job {job.name!r} requires {req.name!r}, which belongs to {where}, not to "
+        f"{scheduler.name!r}; add it to this scheduler (or make the nested scheduler "
+        f"itself require it)"
+    )
+
+
+def check_resources(plan: Plan, pools: Mapping[str, float] | None) -> None:
+    """Every job's request must name a known pool and fit in it."""
+    pools = pools or {}
+    for job in plan.jobs:
+        for pool, amount in (job.resources or {}).items():
+            if pool not in pools:
+                known = ", ".join(sorted(pools)) or "none"
+                raise ResourceError(
+                    f"job {job.name!r} asks for resource {pool!r}, but the scheduler has no "
+                    f"such pool (pools: {known}){did_you_mean(pool, pools)}"
+                )
+            if amount > pools[pool]:
+                raise ResourceError(
+                    f"job {job.name!r} asks for {amount} {pool!r} but the pool holds only "
+                    f"{pools[pool]}: it could never start"
+                )
+
+
+def needs_process(job: Job, default_executor: object) -> bool:
+    """True when a plain function must run in a worker process."""
+    if job._kind != FUNCTION:
+        return False
+    chosen = job.executor if job.executor is not None else default_executor
+    if chosen == "process":
+        return True
+    return chosen is None and job.timeout is not None
+
+
+def check_picklable(plan: Plan, default_executor: object) -> None:
+    """A function bound for a worker process must be importable (picklable)."""
+    for job in plan.jobs:
+        if needs_process(job, default_executor):
+            try:
+                pickle.dumps(job._fn)
+            except Exception as exc:
+                why = "it has a timeout" if job.executor is None else "its executor is 'process'"
+                raise PicklingError(
+                    f"job {job.name!r} must run in a worker process ({why}), but its function "
+                    f"{job._fn!r} cannot be pickled ({type(exc).__name__}: {exc}); define it at "
+                    f"module level so it can be imported, or choose executor='thread' "
+                    f"(where a timeout only abandons the thread)"
+                ) from exc

@@ -1,0 +1,1 @@
+"""Renderings of graphs and reports: DOT, Mermaid, images, JUnit XML, text."""

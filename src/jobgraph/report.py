@@ -1,0 +1,271 @@
+"""Report: what happened in a run, for people (debrief) and machines (JSON, JUnit).
+
+The JSON schema is documented in ``docs/report-schema.md``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import reprlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .state import FAILURE, SUCCESS, State
+
+if TYPE_CHECKING:
+    from .runner import Runner
+
+SCHEMA_VERSION = 1
+_short = reprlib.Repr()
+_short.maxstring = 80
+_short.maxother = 80
+_short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 6
+
+EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_TIMED_OUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+@dataclass
+class JobRecord:
+    """One job's outcome in a run."""
+
+    name: str
+    state: State
+    requires: list[str]
+    attempts: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    returncode: int | None = None
+    skipped_because: list[str] = field(default_factory=list)
+    result: str | None = None
+    note: str | None = None
+    forever: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the last attempt's start to the end, or None."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at - self.started_at)
+
+    @property
+    def first_error_line(self) -> str:
+        """The last line of the error text (``ValueError: bad row 12``), or ''."""
+        lines = (self.error or "").strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (see docs/report-schema.md)."""
+        return {
+            "name": self.name,
+            "state": self.state.name,
+            "requires": list(self.requires),
+            "attempts": self.attempts,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "duration": self.duration,
+            "error": self.error,
+            "returncode": self.returncode,
+            "skipped_because": list(self.skipped_because),
+            "result": self.result,
+            "note": self.note,
+        }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    moment = _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _records(runner: Runner, prefix: str = "") -> Iterator[JobRecord]:
+    plan = runner.scheduler.plan()
+    jobs = runner.jobs
+    names = runner.core.names
+    for i in plan.order:
+        job = jobs[i]
+        yield JobRecord(
+            name=prefix + names[i],
+            state=job._state,
+            requires=[prefix + names[r] for r in plan.reqs[i]],
+            attempts=job._attempts,
+            started_at=job._t0,
+            ended_at=job._t1,
+            error=job._error,
+            returncode=job._returncode,
+            skipped_because=[prefix + c for c in job._causes],
+            result=_short.repr(job._result) if job._state in SUCCESS else None,
+            note=job._note,
+            forever=job.forever,
+        )
+        nested = runner.nested.get(i)
+        if nested is not None:
+            inner_prefix = prefix + names[i] + "/"
+            for record in nested.jobs:
+                record.name = inner_prefix + record.name
+                record.requires = [inner_prefix + r for r in record.requires]
+                record.skipped_because = [inner_prefix + c for c in record.skipped_because]
+                yield record
+
+
+class Report:
+    """The outcome of one run: states, times, errors, and why it ended as it did."""
+
+    def __init__(self, *, records: Any, started_at: float, ended_at: float,
+                 stop_kind: str | None = None, reason: str | None = None,
+                 run_id: str | None = None, abort_cause: str | None = None) -> None:
+        self._records = records  # a list, or a callable that builds it on first use
+        self.started_at_ts = started_at
+        self.ended_at_ts = ended_at
+        self.stop_kind = stop_kind
+        self.reason = reason
+        self.run_id = run_id
+        self.abort_cause = abort_cause
+
+    @classmethod
+    def from_run(cls, runner: Runner) -> Report:
+        """Build the report of a finished run (job records are built on first use)."""
+        return cls(records=lambda: list(_records(runner)), started_at=runner.started_at,
+                   ended_at=runner.ended_at, stop_kind=runner.stop_kind, reason=runner.reason,
+                   abort_cause=runner.core.abort_cause)
+
+    # -- the outcome ----------------------------------------------------------------
+
+    @property
+    def jobs(self) -> list[JobRecord]:
+        """One record per job, in topological order (nested jobs after their scheduler)."""
+        if callable(self._records):
+            self._records = self._records()
+        return self._records  # type: ignore[no-any-return]
+
+    @property
+    def counts(self) -> dict[State, int]:
+        """How many jobs ended in each state (states with no job are left out)."""
+        found = Counter(record.state for record in self.jobs)
+        return {state: found[state] for state in State if found[state]}
+
+    @property
+    def started_at(self) -> _dt.datetime:
+        """When the run started (UTC)."""
+        return _dt.datetime.fromtimestamp(self.started_at_ts, _dt.timezone.utc)
+
+    @property
+    def ended_at(self) -> _dt.datetime:
+        """When the run ended (UTC)."""
+        return _dt.datetime.fromtimestamp(self.ended_at_ts, _dt.timezone.utc)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from start to end."""
+        return max(0.0, self.ended_at_ts - self.started_at_ts)
+
+    def _bad(self) -> list[JobRecord]:
+        """Records that make the run not ok (a forever job's CANCELLED end is fine)."""
+        return [r for r in self.jobs
+                if r.state not in SUCCESS and not (r.forever and r.state is not State.FAILED
+                                                   and r.state is not State.TIMED_OUT)]
+
+    @property
+    def ok(self) -> bool:
+        """Every job succeeded or was up to date (forever jobs aside) and no timeout."""
+        return self.stop_kind is None and not self._bad()
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok, 1 a job failed or was skipped, 2 aborted, 3 timed out, 130 interrupted."""
+        kind = self.stop_kind
+        if kind == "interrupted" or kind == "cancelled":
+            return EXIT_INTERRUPTED
+        if kind == "timeout":
+            return EXIT_TIMED_OUT
+        if kind == "critical":
+            return EXIT_ABORTED
+        return EXIT_FAILED if self._bad() else EXIT_OK
+
+    def why(self) -> str:
+        """One line on why the run ended as it did (``ok`` when it did not fail)."""
+        if self.stop_kind == "critical":
+            culprit = self._record(self.abort_cause)
+            detail = f": {culprit.first_error_line}" if culprit and culprit.error else ""
+            return f"{self.reason}{detail}"
+        if self.stop_kind is not None:
+            return self.reason or self.stop_kind
+        failed = [r for r in self.jobs if r.state in FAILURE]
+        if len(failed) == 1:
+            return _one_failure(failed[0])
+        if failed:
+            return f"{len(failed)} jobs failed: {_names(failed)}"
+        bad = self._bad()
+        if bad:
+            state = bad[0].state.name.lower().replace("_", " ")
+            return f"{len(bad)} job{'s' if len(bad) > 1 else ''} {state}: {_names(bad)}"
+        return "ok"
+
+    def _record(self, name: str | None) -> JobRecord | None:
+        return next((r for r in self.jobs if r.name == name), None)
+
+    # -- exports --------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (schema: docs/report-schema.md)."""
+        return {
+            "schema": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "started_at": _iso(self.started_at_ts),
+            "ended_at": _iso(self.ended_at_ts),
+            "elapsed": self.elapsed,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "why": self.why(),
+            "counts": {state.name: n for state, n in self.counts.items()},
+            "jobs": [record.to_dict() for record in self.jobs],
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The report as JSON text; also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    def to_junit(self, path: str | Path | None = None) -> str:
+        """JUnit XML, one test case per job; also written to ``path`` when given."""
+        from .render.junit import to_junit
+
+        text = to_junit(self)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def debrief(self) -> str:
+        """Text: every job with its state and duration, then each failure's traceback."""
+        from .render.text import debrief
+
+        return debrief(self)
+
+    def critical_path(self) -> list[tuple[str, float]]:
+        """The chain of jobs that set the run's length, first to last, with durations."""
+        from .render.text import critical_path
+
+        return critical_path(self)
+
+    def __repr__(self) -> str:
+        return f"<Report {self.why()!r} exit_code={self.exit_code} jobs={len(self.jobs)}>"
+
+
+def _one_failure(record: JobRecord) -> str:
+    if record.state is State.TIMED_OUT:
+        line = record.first_error_line
+        return line.split(": ", 1)[1] if ": " in line else f"job {record.name!r} timed out"
+    return f"job {record.name!r} failed: {record.first_error_line}"
+
+
+def _names(records: list[JobRecord], most: int = 5) -> str:
+    names = [r.name for r in records[:most]]
+    more = f" and {len(records) - most} more" if len(records) > most else ""
+    return ", ".join(names) + more

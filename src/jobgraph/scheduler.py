@@ -1,0 +1,296 @@
+"""Scheduler: holds a graph of jobs, answers questions about it, and runs it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import graph
+from . import options as _opt
+from . import plan as _plan
+from .job import SCHEDULER, Job, iter_jobs
+from .state import State
+
+if TYPE_CHECKING:
+    from .report import Report
+
+# Options a single run may override.
+RUN_OPTIONS = ("window", "timeout", "resources", "store", "executor", "resume", "force")
+
+
+class Scheduler(Job):
+    """A graph of jobs and the options to run it with.
+
+    A scheduler is itself a job: it can be added to another scheduler, where its own
+    ``window`` and ``timeout`` apply to its own jobs, and its jobs are named
+    ``outer/inner`` in reports.
+    """
+
+    __slots__ = ("_jobs", "_plan", "_version", "kill_grace", "pools", "store", "window")
+
+    def __init__(
+        self,
+        *jobs_or_sequences: Any,
+        name: str | None = None,
+        window: int | None = None,
+        timeout: float | None = None,
+        resources: Mapping[str, int | float] | None = None,
+        store: Any = None,
+        executor: Any = None,
+        critical: bool = False,
+        **job_options: Any,
+    ) -> None:
+        super().__init__(None, name=name, timeout=timeout, critical=critical, executor=executor,
+                         **job_options)
+        owner = f"scheduler {self.name!r}"
+        self.window = _check_window(owner, window)
+        self.pools = _opt.check_amounts(owner, "resources", resources) or {}
+        self.store = store
+        self.kill_grace = 2.0  # seconds between SIGTERM and SIGKILL for stopped commands
+        self._jobs: dict[Job, None] = {}
+        self._plan: _plan.Plan | None = None
+        self._version = 0
+        self.update(jobs_or_sequences)
+
+    def _body_kind(self, fn: Any) -> int:
+        return SCHEDULER
+
+    def _default_name(self) -> str:
+        return "scheduler"
+
+    # -- building the graph ---------------------------------------------------------
+
+    def add(self, job: Any) -> Scheduler:
+        """Add a job (or sequence) and every requirement not yet in a scheduler."""
+        return self.update((job,))
+
+    def update(self, jobs: Iterable[Any]) -> Scheduler:
+        """Add several jobs or sequences; returns the scheduler."""
+        for job in iter_jobs(jobs):
+            self._take(job)
+        return self
+
+    def _take(self, job: Job) -> None:
+        owner = job._owner
+        if owner is self:
+            return
+        if job is self:
+            raise ValueError(f"scheduler {self.name!r} cannot contain itself")
+        if owner is not None:
+            raise ValueError(
+                f"job {job.name!r} already belongs to scheduler {owner.name!r}; a job can "
+                f"be in one scheduler only"
+            )
+        job._owner = self
+        self._jobs[job] = None
+        self._plan = None
+        if job._requires or job._data_deps:
+            self._adopt_requirements(job)
+
+    def _adopt_requirements(self, job: Job) -> None:
+        """Pull in the requirements of ``job`` that belong to no scheduler yet."""
+        self._plan = None
+        stack = [job]
+        while stack:
+            for req in stack.pop().requirements:
+                if req._owner is None and req is not self:
+                    req._owner = self
+                    self._jobs[req] = None
+                    stack.append(req)
+
+    def remove(self, job: Job, cascade: bool = False) -> Scheduler:
+        """Remove ``job``; others stop requiring it (or, with ``cascade``, go too)."""
+        if job._owner is not self:
+            raise ValueError(f"job {job.name!r} is not part of scheduler {self.name!r}")
+        doomed = {job}
+        if cascade:
+            plan = self.plan()
+            doomed.update(plan.jobs[i] for i in graph.reachable([plan.index(job)], plan.succs))
+        for gone in doomed:
+            del self._jobs[gone]
+            gone._owner = None
+        names = {gone.name for gone in doomed}
+        for other in self._jobs:
+            if other._requires:
+                other._requires = [
+                    r for r in other._requires
+                    if not (r in doomed if isinstance(r, Job) else r in names)
+                ]
+        self._plan = None
+        return self
+
+    @property
+    def jobs(self) -> list[Job]:
+        """The jobs of this scheduler, in the order they were added."""
+        return list(self._jobs)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __iter__(self) -> Any:
+        return iter(list(self._jobs))
+
+    def __contains__(self, job: object) -> bool:
+        return job in self._jobs
+
+    # -- validation and queries -----------------------------------------------------
+
+    def plan(self) -> _plan.Plan:
+        """The validated, indexed graph (cached until the graph changes)."""
+        # Every change to the graph (add, remove, job.requires) drops the cached plan.
+        plan = self._plan
+        if plan is None:
+            plan = _plan.build(self, self._external_ok())
+            self._plan = plan
+        return plan
+
+    def _external_ok(self) -> frozenset[Job] | None:
+        return None  # a subgraph returns the jobs it leaves out
+
+    def validate(self) -> Scheduler:
+        """Raise a :class:`GraphError` for any defect of the graph; returns the scheduler."""
+        plan = self.plan()
+        _plan.check_resources(plan, self.pools)
+        _plan.check_picklable(plan, self.executor)
+        return self
+
+    def check_cycles(self) -> bool:
+        """True when the graph has no cycle."""
+        from .errors import CycleError
+
+        try:
+            self.plan()
+        except CycleError:
+            return False
+        return True
+
+    def _jobs_at(self, indices: Iterable[int]) -> list[Job]:
+        plan = self.plan()
+        position = plan.position()
+        return [plan.jobs[i] for i in sorted(indices, key=position.__getitem__)]
+
+    def topological_order(self) -> list[Job]:
+        """Every job, each after all the jobs it requires."""
+        plan = self.plan()
+        return [plan.jobs[i] for i in plan.order]
+
+    def entry_jobs(self) -> list[Job]:
+        """Jobs that require nothing."""
+        plan = self.plan()
+        return [plan.jobs[i] for i in plan.order if not plan.reqs[i]]
+
+    def exit_jobs(self) -> list[Job]:
+        """Jobs nothing requires."""
+        plan = self.plan()
+        return [plan.jobs[i] for i in plan.order if not plan.succs[i]]
+
+    def isolated_jobs(self) -> list[Job]:
+        """Jobs with no requirement and no dependent."""
+        plan = self.plan()
+        return [plan.jobs[i] for i in plan.order if not plan.reqs[i] and not plan.succs[i]]
+
+    def predecessors(self, job: Job | str) -> list[Job]:
+        """The jobs ``job`` directly requires."""
+        plan = self.plan()
+        return self._jobs_at(plan.reqs[plan.index(job)])
+
+    def successors(self, job: Job | str) -> list[Job]:
+        """The jobs that directly require ``job``."""
+        plan = self.plan()
+        return self._jobs_at(plan.succs[plan.index(job)])
+
+    def upstream(self, job: Job | str) -> list[Job]:
+        """Every job ``job`` needs, directly or not."""
+        plan = self.plan()
+        return self._jobs_at(graph.reachable([plan.index(job)], plan.reqs))
+
+    def downstream(self, job: Job | str) -> list[Job]:
+        """Every job that needs ``job``, directly or not."""
+        plan = self.plan()
+        return self._jobs_at(graph.reachable([plan.index(job)], plan.succs))
+
+    def edges(self) -> list[tuple[Job, Job]]:
+        """Every ``(job, requirement)`` pair, in topological order of the job."""
+        plan = self.plan()
+        return [(plan.jobs[i], plan.jobs[r]) for i in plan.order for r in plan.reqs[i]]
+
+    def subgraph(self, starts: Any = None, ends: Any = None) -> Scheduler:
+        """A scheduler holding the jobs downstream of ``starts`` and upstream of ``ends``.
+
+        Both ends are included. Requirements outside the subgraph are treated as met; a
+        data dependency outside it takes the result that job last produced.
+        """
+        from .subgraph import make_subgraph
+
+        return make_subgraph(self, starts, ends)
+
+    def stats(self) -> str:
+        """One line such as ``3 succeeded + 1 running + 2 pending = 6 jobs``."""
+        counts: dict[State, int] = {}
+        for job in self._jobs:
+            counts[job.state] = counts.get(job.state, 0) + 1
+        parts = [f"{counts[s]} {s.name.lower().replace('_', ' ')}" for s in State if s in counts]
+        total = len(self._jobs)
+        return f"{' + '.join(parts) or '0 jobs'} = {total} job{'s' if total != 1 else ''}"
+
+    # -- exports --------------------------------------------------------------------
+
+    def dot(self) -> str:
+        """The graph in Graphviz DOT, coloured by state."""
+        from .render.dot import to_dot
+
+        return to_dot(self)
+
+    def mermaid(self) -> str:
+        """The graph as a Mermaid flowchart."""
+        from .render.mermaid import to_mermaid
+
+        return to_mermaid(self)
+
+    def export(self, path: str) -> str:
+        """Write the graph to ``path``; the suffix picks the format. Returns the path."""
+        from .render.export import export
+
+        return export(self, path)
+
+    # -- running --------------------------------------------------------------------
+
+    def run(self, **options: Any) -> Report:
+        """Run the graph to the end and return its :class:`Report`."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "Scheduler.run() cannot be called from a running event loop; "
+                "use 'await scheduler.co_run()' instead"
+            )
+        return asyncio.run(self.co_run(**options))
+
+    async def co_run(self, **options: Any) -> Report:
+        """Run the graph inside the running event loop and return its :class:`Report`."""
+        from .runner import Runner
+
+        unknown = set(options) - set(RUN_OPTIONS) - {"kill_grace"}
+        if unknown:
+            name = sorted(unknown)[0]
+            hint = _plan.did_you_mean(name, RUN_OPTIONS)
+            raise TypeError(f"unknown run option {name!r}{hint}")
+        runner = Runner(self, **options)
+        return await runner.run()
+
+    def __repr__(self) -> str:
+        return f"<Scheduler {self.name!r} {len(self._jobs)} jobs {self.state.name}>"
+
+
+def _check_window(owner: str, window: Any) -> int | None:
+    if window is None:
+        return None
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"{owner}: window must be a positive integer or None, not {window!r}")
+    return window
