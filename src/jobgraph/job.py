@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import os
+from inspect import CO_COROUTINE
+from types import FunctionType
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,8 @@ FUNCTION, CORO_FUNCTION, CORO_OBJECT, SHELL, SCHEDULER = range(5)
 
 
 def _kind_of(fn: Any) -> int:
+    if type(fn) is FunctionType:  # the common case, without inspect's generality
+        return CORO_FUNCTION if fn.__code__.co_flags & CO_COROUTINE else FUNCTION
     if inspect.iscoroutine(fn):
         return CORO_OBJECT
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
@@ -67,7 +71,9 @@ def flatten_requirements(items: Any) -> Iterator[Job | str]:
     """
     if items is None:
         return
-    if isinstance(items, (Job, str)):
+    if type(items) in (list, tuple) and all(isinstance(i, Job) for i in items):
+        yield from items  # the common case: a flat list of jobs
+    elif isinstance(items, (Job, str)):
         yield items
     elif isinstance(items, Sequence):
         last = items.last

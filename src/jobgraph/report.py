@@ -9,8 +9,8 @@ import datetime as _dt
 import json
 import reprlib
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,43 +83,84 @@ def _iso(timestamp: float | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _records(runner: Runner, prefix: str = "") -> Iterator[JobRecord]:
-    plan = runner.scheduler.plan()
-    jobs = runner.jobs
+def _record(runner: Runner, i: int, prefix: str) -> JobRecord:
+    job = runner.jobs[i]
     names = runner.core.names
-    for i in plan.order:
-        job = jobs[i]
-        yield JobRecord(
-            name=prefix + names[i],
-            state=job._state,
-            requires=[prefix + names[r] for r in plan.reqs[i]],
-            attempts=job._attempts,
-            started_at=job._t0,
-            ended_at=job._t1,
-            error=job._error,
-            returncode=job._returncode,
-            skipped_because=[prefix + c for c in job._causes],
-            result=_short.repr(job._result) if job._state in SUCCESS else None,
-            note=job._note,
-            forever=job.forever,
-        )
+    return JobRecord(
+        name=prefix + names[i],
+        state=job._state,
+        requires=[prefix + names[r] for r in runner.plan.reqs[i]],
+        attempts=job._attempts,
+        started_at=job._t0,
+        ended_at=job._t1,
+        error=job._error,
+        returncode=job._returncode,
+        skipped_because=[prefix + c for c in job._causes],
+        result=_short.repr(job._result) if job._state in SUCCESS else None,
+        note=job._note,
+        forever=job.forever,
+    )
+
+
+def _prefixed(record: JobRecord, prefix: str) -> JobRecord:
+    return replace(
+        record,
+        name=prefix + record.name,
+        requires=[prefix + r for r in record.requires],
+        skipped_because=[prefix + c for c in record.skipped_because],
+    )
+
+
+def _records(runner: Runner) -> list[JobRecord]:
+    """Every record of a run, nested schedulers' jobs after their scheduler."""
+    records = []
+    for i in runner.plan.order:
+        records.append(_record(runner, i, ""))
         nested = runner.nested.get(i)
         if nested is not None:
-            inner_prefix = prefix + names[i] + "/"
-            for record in nested.jobs:
-                record.name = inner_prefix + record.name
-                record.requires = [inner_prefix + r for r in record.requires]
-                record.skipped_because = [inner_prefix + c for c in record.skipped_because]
-                yield record
+            prefix = runner.core.names[i] + "/"
+            records.extend(_prefixed(r, prefix) for r in nested.jobs)
+    return records
+
+
+def _is_bad(state: State, forever: bool) -> bool:
+    """True for an end that makes a run not ok (a forever job may end cancelled)."""
+    if state in SUCCESS:
+        return False
+    return not forever or state in FAILURE
+
+
+def _bad_records(runner: Runner) -> list[JobRecord]:
+    """The records that make the run not ok, built without building all the others."""
+    bad = []
+    jobs, states = runner.jobs, runner.core.state
+    for i in runner.plan.order:
+        if states[i] not in SUCCESS and _is_bad(states[i], jobs[i].forever):
+            bad.append(_record(runner, i, ""))
+        nested = runner.nested.get(i)
+        if nested is not None:
+            prefix = runner.core.names[i] + "/"
+            bad.extend(_prefixed(r, prefix) for r in nested.bad)
+    return bad
+
+
+def _counts(runner: Runner) -> Counter[State]:
+    counts = Counter(runner.core.state)
+    for nested in runner.nested.values():
+        counts.update(nested.counts)
+    return counts
 
 
 class Report:
     """The outcome of one run: states, times, errors, and why it ended as it did."""
 
-    def __init__(self, *, records: Any, started_at: float, ended_at: float,
-                 stop_kind: str | None = None, reason: str | None = None,
-                 run_id: str | None = None, abort_cause: str | None = None) -> None:
+    def __init__(self, *, records: Any, counts: Mapping[State, int], bad: list[JobRecord],
+                 started_at: float, ended_at: float, stop_kind: str | None = None,
+                 reason: str | None = None, run_id: str | None = None,
+                 abort_cause: str | None = None) -> None:
         self._records = records  # a list, or a callable that builds it on first use
+        self._counts = counts
+        self.bad = bad  # the records that make the run not ok
         self.started_at_ts = started_at
         self.ended_at_ts = ended_at
         self.stop_kind = stop_kind
@@ -130,7 +171,8 @@ class Report:
     @classmethod
     def from_run(cls, runner: Runner) -> Report:
         """Build the report of a finished run (job records are built on first use)."""
-        return cls(records=lambda: list(_records(runner)), started_at=runner.started_at,
+        return cls(records=lambda: _records(runner), counts=_counts(runner),
+                   bad=_bad_records(runner), started_at=runner.started_at,
                    ended_at=runner.ended_at, stop_kind=runner.stop_kind, reason=runner.reason,
                    abort_cause=runner.core.abort_cause)
 
@@ -146,8 +188,8 @@ class Report:
     @property
     def counts(self) -> dict[State, int]:
         """How many jobs ended in each state (states with no job are left out)."""
-        found = Counter(record.state for record in self.jobs)
-        return {state: found[state] for state in State if found[state]}
+        found = self._counts
+        return {state: found[state] for state in State if found.get(state)}
 
     @property
     def started_at(self) -> _dt.datetime:
@@ -164,16 +206,10 @@ class Report:
         """Seconds from start to end."""
         return max(0.0, self.ended_at_ts - self.started_at_ts)
 
-    def _bad(self) -> list[JobRecord]:
-        """Records that make the run not ok (a forever job's CANCELLED end is fine)."""
-        return [r for r in self.jobs
-                if r.state not in SUCCESS and not (r.forever and r.state is not State.FAILED
-                                                   and r.state is not State.TIMED_OUT)]
-
     @property
     def ok(self) -> bool:
         """Every job succeeded or was up to date (forever jobs aside) and no timeout."""
-        return self.stop_kind is None and not self._bad()
+        return self.stop_kind is None and not self.bad
 
     @property
     def exit_code(self) -> int:
@@ -185,7 +221,7 @@ class Report:
             return EXIT_TIMED_OUT
         if kind == "critical":
             return EXIT_ABORTED
-        return EXIT_FAILED if self._bad() else EXIT_OK
+        return EXIT_FAILED if self.bad else EXIT_OK
 
     def why(self) -> str:
         """One line on why the run ended as it did (``ok`` when it did not fail)."""
@@ -195,19 +231,19 @@ class Report:
             return f"{self.reason}{detail}"
         if self.stop_kind is not None:
             return self.reason or self.stop_kind
-        failed = [r for r in self.jobs if r.state in FAILURE]
+        failed = [r for r in self.bad if r.state in FAILURE]
         if len(failed) == 1:
             return _one_failure(failed[0])
         if failed:
             return f"{len(failed)} jobs failed: {_names(failed)}"
-        bad = self._bad()
+        bad = self.bad
         if bad:
             state = bad[0].state.name.lower().replace("_", " ")
             return f"{len(bad)} job{'s' if len(bad) > 1 else ''} {state}: {_names(bad)}"
         return "ok"
 
     def _record(self, name: str | None) -> JobRecord | None:
-        return next((r for r in self.jobs if r.name == name), None)
+        return next((r for r in self.bad if r.name == name), None)
 
     # -- exports --------------------------------------------------------------------
 
@@ -255,7 +291,9 @@ class Report:
         return critical_path(self)
 
     def __repr__(self) -> str:
-        return f"<Report {self.why()!r} exit_code={self.exit_code} jobs={len(self.jobs)}>"
+        # Cheap on purpose: asyncio formats the repr of a task's result in places.
+        total = sum(self._counts.values())
+        return f"<Report {self.why()!r} exit_code={self.exit_code} jobs={total}>"
 
 
 def _one_failure(record: JobRecord) -> str:

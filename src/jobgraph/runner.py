@@ -118,13 +118,15 @@ class Runner:
 
     async def run(self) -> Report:
         """Validate, run every job to a terminal state, and build the report."""
-        plan = self._validate()
+        self.plan = plan = self._validate()
         self.jobs = plan.jobs
         self.core = core = Core(self._spec(plan))
         self.loop = asyncio.get_running_loop()
         self.started_at = _now()
+        pending = State.PENDING
         for job in plan.jobs:
-            job._reset()
+            if job._attempts or job._state is not pending:
+                job._reset()  # ran before: start clean
             job._run = core
         timer = self._arm_global_timeout()
         sigint = self._install_sigint()

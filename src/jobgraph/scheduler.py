@@ -93,8 +93,9 @@ class Scheduler(Job):
         self._plan = None
         stack = [job]
         while stack:
-            for req in stack.pop().requirements:
-                if req._owner is None and req is not self:
+            current = stack.pop()
+            for req in (*current._requires, *current._data_deps):
+                if not isinstance(req, str) and req._owner is None and req is not self:
                     req._owner = self
                     self._jobs[req] = None
                     stack.append(req)

@@ -31,6 +31,10 @@ class State(enum.Enum):
     def __repr__(self) -> str:
         return f"State.{self.name}"
 
+    # Members are singletons compared by identity; the C-level identity hash keeps the
+    # core's set and dict look-ups cheap (Enum's own __hash__ runs Python code).
+    __hash__ = object.__hash__
+
 
 TERMINAL = frozenset(
     {
