@@ -10,7 +10,7 @@ import datetime as _dt
 import inspect
 import os
 from inspect import CO_COROUTINE
-from types import FunctionType
+from types import FunctionType, MappingProxyType
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,8 @@ from .state import State
 if TYPE_CHECKING:
     from .output import OutputBuffer
     from .scheduler import Scheduler
+
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # shared: most jobs take no keywords
 
 # What a job's body is; decides how the runner starts it.
 FUNCTION, CORO_FUNCTION, CORO_OBJECT, SHELL, SCHEDULER = range(5)
@@ -165,7 +167,7 @@ class Job:
         self._kind = self._body_kind(fn)
         self._fn = fn
         self._args = args
-        self._kwargs = kwargs
+        self._kwargs = kwargs or _NO_KWARGS
         self._name = self._check_name(name)
         self._auto: str | None = None  # derived name, made unique by the scheduler
         self._data_deps: tuple[Job, ...] = ()
@@ -173,9 +175,8 @@ class Job:
             found: list[Job] = []
             if _find_jobs(args, found) | _find_jobs(kwargs, found):
                 self._data_deps = tuple(dict.fromkeys(found))
-        self._requires: list[Job | str] = []
-        if requires:
-            self._requires.extend(flatten_requirements(requires))
+        self._requires: list[Job | str] = (
+            list(flatten_requirements(requires)) if requires else [])
         self.critical = bool(critical)
         self.forever = bool(forever)
         self.priority = priority

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import gc
 import math
 import signal
 import threading
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 _SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
 _CANCELLED = State.CANCELLED
 _now = time.time
+_FREEZE_AT = 10_000  # graphs from this size on are hidden from the cyclic GC while running
 
 
 class Attempt:
@@ -130,6 +132,11 @@ class Runner:
             job._run = core
         timer = self._arm_global_timeout()
         sigint = self._install_sigint()
+        frozen = self.parent is None and len(plan.jobs) >= _FREEZE_AT
+        if frozen:
+            # The graph is built: keep the cyclic collector from re-traversing it on
+            # every full collection during the run (quadratic-looking at a million jobs).
+            gc.freeze()
         try:
             core.start()
             await self._drive()
@@ -142,6 +149,8 @@ class Runner:
                 timer.cancel()
             if sigint:
                 self.loop.remove_signal_handler(signal.SIGINT)
+            if frozen:
+                gc.unfreeze()
             self.ended_at = _now()
             self._finalize()
         return self.report()
