@@ -34,13 +34,17 @@ DEFAULT_PEERS = ("jobgraph", "floor", "asynciojobs", "dask")
 CAPS: dict[str, int] = {
     "asynciojobs": 10_000,
     "dask": 100_000,
+    "dask/layered": 10_000,
 }
-"""Largest N run for a peer (others: no cap). Past it, one run takes minutes (see README)."""
+"""Largest N run by default, per ``peer`` or ``peer/shape`` (others: no cap).
 
-SHAPE_CAPS: dict[tuple[str, str], int] = {
-    ("asynciojobs", "chain"): 100_000,
-}
-"""Per (peer, shape) caps that override ``CAPS``: asynciojobs is near linear on a chain."""
+asynciojobs grows faster than linearly (about 30 s for one 100,000-job ``func`` chain) and
+would take half the default run's budget; dask's graph ordering blows up on the layered DAG
+(100,000 jobs: 145 s and 17 GB). Measured on 2 cores, 2026-11-21.
+"""
+
+FULL_CAPS: dict[str, int] = {**CAPS, "asynciojobs": 100_000}
+"""Caps of ``--full``: every peer at each size where one run stays under about a minute."""
 
 MB = 1024.0  # ru_maxrss is in KiB on Linux
 
@@ -184,11 +188,16 @@ def _parse_child(done: subprocess.CompletedProcess[str]) -> Outcome:
     return Outcome(status="error", detail=f"exit {done.returncode}: {tail}")
 
 
-def cap_for(peer: str, shape: str, caps_on: bool) -> int | None:
+def cap_for(peer: str, shape: str, caps: dict[str, int]) -> int | None:
     """Return the largest N to run for this peer and shape, or ``None`` for no limit."""
-    if not caps_on:
-        return None
-    return SHAPE_CAPS.get((peer, shape), CAPS.get(peer))
+    return caps.get(f"{peer}/{shape}", caps.get(peer))
+
+
+def active_caps(args: argparse.Namespace) -> dict[str, int]:
+    """Return the caps in force: none with ``--no-caps``, else those of the mode."""
+    if args.no_caps:
+        return {}
+    return FULL_CAPS if args.full else CAPS
 
 
 def plan(args: argparse.Namespace) -> Iterator[Case]:
@@ -197,7 +206,7 @@ def plan(args: argparse.Namespace) -> Iterator[Case]:
         for n in args.sizes:
             for kind in args.kinds:
                 for peer in args.peers:
-                    cap = cap_for(peer, shape, not args.no_caps)
+                    cap = cap_for(peer, shape, active_caps(args))
                     if applicable(peer, kind) and (cap is None or n <= cap):
                         yield Case(peer, kind, shape, n)
 
@@ -267,11 +276,12 @@ def ratio_text(result: CaseResult, totals: dict[tuple[str, str, str, int], float
     if result.status != "ok":
         return ""
     mine = result.median("total_s")
-    base_peer, label = ("floor", "jg/floor") if case.peer == "jobgraph" else ("jobgraph", "/jg")
+    base_peer = "floor" if case.peer == "jobgraph" else "jobgraph"
     base = totals.get((base_peer, case.kind, case.shape, case.n))
     if base is None or base <= 0:
         return ""
-    return f"{mine / base:.2f} {label}"
+    label = "jg/floor" if case.peer == "jobgraph" else f"{case.peer}/jg"
+    return f"{label} {mine / base:.2f}"
 
 
 def table_rows(results: Sequence[CaseResult]) -> list[list[str]]:
@@ -301,7 +311,7 @@ def table_rows(results: Sequence[CaseResult]) -> list[list[str]]:
 def format_table(rows: Sequence[Sequence[str]]) -> str:
     """Format rows as an aligned Markdown table."""
     widths = [max(len(cell) for cell in column) for column in zip(COLUMNS, *rows, strict=False)]
-    numeric = {1, 4, 5, 6, 7, 8}
+    numeric = {1, 4, 5, 6, 7, 8, 9}
 
     def fmt(cells: Sequence[str]) -> str:
         """Format one row, numbers aligned right."""
@@ -311,14 +321,19 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
         )
         return "| " + " | ".join(padded) + " |"
 
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if i in numeric else "-" * (w + 2)
-                         for i, w in enumerate(widths)) + "|"
+    rule = (
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if i in numeric else "-" * (w + 2) for i, w in enumerate(widths)
+        )
+        + "|"
+    )
     return "\n".join([fmt(COLUMNS), rule, *(fmt(row) for row in rows)])
 
 
 def environment() -> dict[str, Any]:
     """Describe the machine and the versions measured."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("jobgraph", "asynciojobs", "dask"):
         try:
             versions[package] = metadata.version(package)
@@ -385,39 +400,54 @@ def _sizes(text: str) -> list[int]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=_sizes, default=None,
-                        help="job counts (default 1000,10000,100000; --full adds 1000000)")
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=None,
+        help="job counts (default 1000,10000,100000; --full adds 1000000)",
+    )
     parser.add_argument("--shapes", type=_csv(SHAPES), default=list(SHAPES))
     parser.add_argument("--kinds", type=_csv(("coro", "func")), default=["coro", "func"])
-    parser.add_argument("--peers", type=_csv(PEERS), default=list(DEFAULT_PEERS),
-                        help=f"among {', '.join(PEERS)} (default {','.join(DEFAULT_PEERS)})")
+    parser.add_argument(
+        "--peers",
+        type=_csv(PEERS),
+        default=list(DEFAULT_PEERS),
+        help=f"among {', '.join(PEERS)} (default {','.join(DEFAULT_PEERS)})",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; medians shown")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds one child may take (default 120)")
-    parser.add_argument("--full", action="store_true",
-                        help="the full matrix, up to 1,000,000 jobs (capped peers stop earlier)")
-    parser.add_argument("--no-caps", action="store_true",
-                        help="run every peer at every size (slow peers then hit --timeout)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds one child may take (default 120; 600 with --full)",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="the full matrix, up to 1,000,000 jobs (capped peers stop earlier)",
+    )
+    parser.add_argument(
+        "--no-caps",
+        action="store_true",
+        help="run every peer at every size (slow peers then hit --timeout)",
+    )
     parser.add_argument("--json", type=Path, help="write every run and the medians here")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.sizes is None:
         args.sizes = list(FULL_SIZES if args.full else DEFAULT_SIZES)
+    if args.timeout is None:
+        args.timeout = 600.0 if args.full else 120.0
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     return args
 
 
 def caps_note(args: argparse.Namespace) -> str:
-    """Describe the caps that removed cases from this run."""
-    if args.no_caps:
-        return "caps: none (--no-caps)"
-    parts = [f"{peer} <= {cap:,}" for peer, cap in CAPS.items() if peer in args.peers]
-    parts += [
-        f"{peer} {shape} <= {cap:,}" for (peer, shape), cap in SHAPE_CAPS.items()
-        if peer in args.peers
-    ]
-    return "caps: " + ", ".join(parts) + "; dask runs kind func only"
+    """Describe the caps in force for the chosen peers."""
+    caps = active_caps(args)
+    parts = [f"{key} <= {cap:,}" for key, cap in caps.items() if key.split("/")[0] in args.peers]
+    return "caps: " + (", ".join(parts) or "none") + "; dask runs kind func only"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -253,6 +253,8 @@ class Core:
 
     def _notify(self, i: int, state: State) -> None:
         """Tell job ``i``'s dependents that it ended (or, for forever jobs, started)."""
+        if state is _CANCELLED:
+            return  # only an abort cancels: its dependents end CANCELLED in cancel_rest
         ok = state in SUCCESS
         for j in self.succs[i]:
             if self.state[j] is not _PENDING:

@@ -237,6 +237,9 @@ class Job:
         self.executor = _opt.check_executor(owner, self.executor)
         if self._kind == CORO_OBJECT and self.executor == "process":
             raise ValueError(f"{owner}: a coroutine object cannot run in a worker process")
+        if self._kind == CORO_OBJECT and self.retries:
+            raise ValueError(f"{owner}: a coroutine object can run only once, so it cannot be "
+                             f"retried; pass the async function and its arguments instead")
 
     def _reset(self) -> None:
         """Clear the run-time fields before a run."""

@@ -231,7 +231,7 @@ class Report:
             return f"{self.reason}{detail}"
         if self.stop_kind is not None:
             return self.reason or self.stop_kind
-        failed = [r for r in self.bad if r.state in FAILURE]
+        failed = _root_failures([r for r in self.bad if r.state in FAILURE])
         if len(failed) == 1:
             return _one_failure(failed[0])
         if failed:
@@ -294,6 +294,15 @@ class Report:
         # Cheap on purpose: asyncio formats the repr of a task's result in places.
         total = sum(self._counts.values())
         return f"<Report {self.why()!r} exit_code={self.exit_code} jobs={total}>"
+
+
+def _root_failures(failed: list[JobRecord]) -> list[JobRecord]:
+    """Leave out nested schedulers that failed only because jobs inside them failed."""
+    parents = set()
+    for record in failed:
+        parts = record.name.split("/")
+        parents.update("/".join(parts[:k]) for k in range(1, len(parts)))
+    return [r for r in failed if r.name not in parents]
 
 
 def _one_failure(record: JobRecord) -> str:

@@ -139,6 +139,7 @@ class Runner:
             gc.freeze()
         try:
             core.start()
+            self._stamp_ended()
             await self._drive()
         except asyncio.CancelledError:
             self._abort("cancelled", "cancelled")
@@ -179,6 +180,7 @@ class Runner:
             handle.cancel()
         self._retry_timers.clear()
         self.core.cancel_rest()
+        self._stamp_ended()
 
     async def _stop_forever_jobs(self) -> None:
         for attempt in list(self._active.values()):
@@ -186,6 +188,7 @@ class Runner:
         while self._active:
             await self._next_event()
         self.core.cancel_rest()
+        self._stamp_ended()
 
     async def _next_event(self) -> None:
         waker = self._waker = self.loop.create_future()
@@ -400,9 +403,20 @@ class Runner:
         else:
             job._result = result
             self.core.finish(i, state)
+            self._stamp_ended()
             if self.core.aborted is not None and self.reason is None:
                 self.reason, self.stop_kind = self.core.aborted, "critical"
         self._wake()
+
+    def _stamp_ended(self) -> None:
+        """Give jobs the core ended without running (skipped, cancelled) their end time."""
+        ended = self.core.collect()
+        if ended:
+            now = _now()
+            for j in ended:
+                job = self.jobs[j]
+                if job._t1 is None:
+                    job._t1 = now
 
     def _may_retry(self, job: Job) -> bool:
         return job._attempts <= job.retries and self.core.aborted is None

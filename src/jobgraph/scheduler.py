@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -91,14 +92,14 @@ class Scheduler(Job):
     def _adopt_requirements(self, job: Job) -> None:
         """Pull in the requirements of ``job`` that belong to no scheduler yet."""
         self._plan = None
-        stack = [job]
-        while stack:
-            current = stack.pop()
+        queue = deque([job])  # breadth first, in argument order: derived names read naturally
+        while queue:
+            current = queue.popleft()
             for req in (*current._requires, *current._data_deps):
                 if not isinstance(req, str) and req._owner is None and req is not self:
                     req._owner = self
                     self._jobs[req] = None
-                    stack.append(req)
+                    queue.append(req)
 
     def remove(self, job: Job, cascade: bool = False) -> Scheduler:
         """Remove ``job``; others stop requiring it (or, with ``cascade``, go too)."""
@@ -234,7 +235,8 @@ class Scheduler(Job):
         counts: dict[State, int] = {}
         for job in self._jobs:
             counts[job.state] = counts.get(job.state, 0) + 1
-        parts = [f"{counts[s]} {s.name.lower().replace('_', ' ')}" for s in State if s in counts]
+        parts = [f"{counts[s]} {s.name.lower().replace('_', ' ')}" for s in _STATS_ORDER
+                 if s in counts]
         total = len(self._jobs)
         return f"{' + '.join(parts) or '0 jobs'} = {total} job{'s' if total != 1 else ''}"
 
@@ -287,6 +289,11 @@ class Scheduler(Job):
 
     def __repr__(self) -> str:
         return f"<Scheduler {self.name!r} {len(self._jobs)} jobs {self.state.name}>"
+
+
+# Ended work first, then what is under way, as in "3 succeeded + 1 running + 2 pending".
+_STATS_ORDER = (State.SUCCEEDED, State.UP_TO_DATE, State.FAILED, State.TIMED_OUT,
+                State.CANCELLED, State.SKIPPED, State.RUNNING, State.READY, State.PENDING)
 
 
 def _check_window(owner: str, window: Any) -> int | None:

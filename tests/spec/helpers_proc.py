@@ -12,7 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-
 # -- bodies that may run in a worker process ------------------------------------------
 
 

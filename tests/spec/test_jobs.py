@@ -7,9 +7,9 @@ import datetime as dt
 import math
 
 import pytest
+from spec.helpers_proc import state_names, timestamp
 
 import jobgraph as jg
-from helpers_proc import state_names, timestamp
 
 # -- small bodies ------------------------------------------------------------------------
 
