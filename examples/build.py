@@ -34,8 +34,12 @@ def main() -> int:
     left = jg.Job(fetch, "alpha", name="fetch-alpha")
     right = jg.Job(fetch, "beta", name="fetch-beta")
     merged = jg.Job(combine, left, right, name="combine")  # results flow in as arguments
-    count = jg.Shell(["python", "-c", "import sys; print(sum(range(10)))"], name="count",
-                     requires=merged, timeout=30)
+    count = jg.Shell(
+        ["python", "-c", "import sys; print(sum(range(10)))"],
+        name="count",
+        requires=merged,
+        timeout=30,
+    )
     lint = jg.Job(flaky_lint, name="lint")
     publish = jg.Shell("echo publishing", name="publish", requires=[count, lint])
     cleanup = jg.Shell("echo cleaning up", name="cleanup", requires=publish, run_if="done")
@@ -53,8 +57,11 @@ def main() -> int:
     report.to_junit(f"{out}/junit.xml")
     print(f"reports written to {out}")
     # The lint failure is expected in this example: exit 0 when it is the only problem.
-    return 0 if report.why() == "job 'lint' failed: RuntimeError: style check found 3 problems" \
+    return (
+        0
+        if report.why() == "job 'lint' failed: RuntimeError: style check found 3 problems"
         else report.exit_code
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ def marker_sleep(seconds: int) -> tuple[str, str]:
     """A sleep command line that can be found in /proc, and the marker to find it."""
     tag = uuid.uuid4().hex[:8]
     # `exec -a` is not portable in sh; a unique duration fraction marks the process.
-    return f"sleep {seconds}.{int(tag, 16) % 10**6:06d}", f"sleep {seconds}.{int(tag, 16) % 10**6:06d}"
+    return (
+        f"sleep {seconds}.{int(tag, 16) % 10**6:06d}",
+        f"sleep {seconds}.{int(tag, 16) % 10**6:06d}",
+    )
 
 
 def test_timeout_kills_background_children_too():

@@ -31,8 +31,8 @@ class Spec:
     reqs: Sequence[Sequence[int]]
     succs: Sequence[Sequence[int]]
     run_if: Sequence[int] = ()
-    critical: Sequence[bool] = ()
-    forever: Sequence[bool] = ()
+    critical: Sequence[int] = ()  # bytes work: 1 for a critical job
+    forever: Sequence[int] = ()
     resources: Sequence[Mapping[str, float] | None] = ()
     rank: Sequence[tuple[float, ...]] = ()  # ready-queue order: smaller starts first
     window: int | None = None
@@ -116,8 +116,10 @@ class Core:
             self._release(i)
         self._end(i, state)
         if state in FAILURE and self._critical[i] and self.aborted is None:
-            self.abort(f"critical job {self.names[i]!r} {state.name.lower().replace('_', ' ')}",
-                       cause=self.names[i])
+            self.abort(
+                f"critical job {self.names[i]!r} {state.name.lower().replace('_', ' ')}",
+                cause=self.names[i],
+            )
 
     def retry(self, i: int, delayed: bool) -> None:
         """Job ``i`` failed an attempt and will run again (after a delay if ``delayed``)."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
+import itertools
 import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from inspect import CO_COROUTINE
 from types import FunctionType, MappingProxyType
-from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import options as _opt
@@ -85,7 +86,9 @@ def flatten_requirements(items: Any) -> Iterator[Job | str]:
         for item in items:
             yield from flatten_requirements(item)
     else:
-        raise TypeError(f"requires takes jobs, sequences, names or iterables of them, not {items!r}")
+        raise TypeError(
+            f"requires takes jobs, sequences, names or iterables of them, not {items!r}"
+        )
 
 
 def _utc(timestamp: float | None) -> _dt.datetime | None:
@@ -175,8 +178,7 @@ class Job:
             found: list[Job] = []
             if _find_jobs(args, found) | _find_jobs(kwargs, found):
                 self._data_deps = tuple(dict.fromkeys(found))
-        self._requires: list[Job | str] = (
-            list(flatten_requirements(requires)) if requires else [])
+        self._requires: list[Job | str] = list(flatten_requirements(requires)) if requires else []
         self.critical = bool(critical)
         self.forever = bool(forever)
         self.priority = priority
@@ -229,8 +231,9 @@ class Job:
         self.retries, self.retry_backoff = _opt.check_retries(
             owner, self.retries, self.retry_backoff
         )
-        self.retry_delay = _opt.check_seconds(owner, "retry_delay", self.retry_delay,
-                                              allow_zero=True)
+        self.retry_delay = _opt.check_seconds(
+            owner, "retry_delay", self.retry_delay, allow_zero=True
+        )
         self.resources = _opt.check_amounts(owner, "resources", self.resources)
         self.priority = _opt.check_priority(owner, self.priority)
         self.run_if = _opt.check_run_if(owner, self.run_if)
@@ -238,8 +241,10 @@ class Job:
         if self._kind == CORO_OBJECT and self.executor == "process":
             raise ValueError(f"{owner}: a coroutine object cannot run in a worker process")
         if self._kind == CORO_OBJECT and self.retries:
-            raise ValueError(f"{owner}: a coroutine object can run only once, so it cannot be "
-                             f"retried; pass the async function and its arguments instead")
+            raise ValueError(
+                f"{owner}: a coroutine object can run only once, so it cannot be "
+                f"retried; pass the async function and its arguments instead"
+            )
 
     def _reset(self) -> None:
         """Clear the run-time fields before a run."""
@@ -382,7 +387,10 @@ class ShellResult:
         if not isinstance(other, ShellResult):
             return NotImplemented
         return (self.returncode, self.stdout, self.stderr) == (
-            other.returncode, other.stdout, other.stderr)
+            other.returncode,
+            other.stdout,
+            other.stderr,
+        )
 
     def __hash__(self) -> int:
         return hash((self.returncode, self.stdout, self.stderr))
@@ -455,7 +463,7 @@ class Sequence:
                 raise TypeError(f"a Sequence holds jobs and sequences, not {item!r}")
             items.append(item)
         self._items = items
-        for before, after in zip(items, items[1:]):
+        for before, after in itertools.pairwise(items):
             after.requires(before)
         if requires:
             self.requires(requires)

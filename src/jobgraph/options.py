@@ -17,7 +17,9 @@ def check_seconds(owner: str, option: str, value: Any, *, allow_zero: bool = Fal
     positive = number >= 0 if allow_zero else number > 0
     if not ok_type or not math.isfinite(number) or not positive:
         kind = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"{owner}: {option} must be {kind} finite number of seconds, not {value!r}")
+        raise ValueError(
+            f"{owner}: {option} must be {kind} finite number of seconds, not {value!r}"
+        )
     return number
 
 
@@ -48,7 +50,9 @@ def check_amounts(owner: str, option: str, amounts: Any) -> dict[str, int | floa
             raise ValueError(f"{owner}: {option} names must be non-empty strings, not {key!r}")
         good = isinstance(amount, (int, float)) and not isinstance(amount, bool)
         if not good or not math.isfinite(amount) or amount <= 0:
-            raise ValueError(f"{owner}: {option}[{key!r}] must be a positive number, not {amount!r}")
+            raise ValueError(
+                f"{owner}: {option}[{key!r}] must be a positive number, not {amount!r}"
+            )
         checked[key] = amount
     return checked or None
 
@@ -60,8 +64,9 @@ def check_executor(owner: str, executor: Any) -> Any:
     if isinstance(executor, str):
         if executor not in EXECUTOR_NAMES:
             names = ", ".join(EXECUTOR_NAMES)
-            raise ValueError(f"{owner}: executor must be one of {names} or an executor object, "
-                             f"not {executor!r}")
+            raise ValueError(
+                f"{owner}: executor must be one of {names} or an executor object, not {executor!r}"
+            )
         return executor
     if not callable(getattr(executor, "submit", None)):
         raise ValueError(f"{owner}: executor object {executor!r} has no submit() method")
@@ -73,4 +78,4 @@ def check_priority(owner: str, priority: Any) -> float:
     good = isinstance(priority, (int, float)) and not isinstance(priority, bool)
     if not good or not math.isfinite(priority):
         raise ValueError(f"{owner}: priority must be a finite number, not {priority!r}")
-    return priority
+    return float(priority)

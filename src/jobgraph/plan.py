@@ -151,7 +151,7 @@ def _edges(
             r = _resolve(scheduler, job, req, jobs, by_name)
             if r is None:
                 if req in external_ok:
-                    external.setdefault(i, []).append(req)  # type: ignore[arg-type]
+                    external.setdefault(i, []).append(req)
                     continue
                 _missing(scheduler, job, req, by_name)
             elif r not in row:

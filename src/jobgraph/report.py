@@ -154,10 +154,19 @@ def _counts(runner: Runner) -> Counter[State]:
 class Report:
     """The outcome of one run: states, times, errors, and why it ended as it did."""
 
-    def __init__(self, *, records: Any, counts: Mapping[State, int], bad: list[JobRecord],
-                 started_at: float, ended_at: float, stop_kind: str | None = None,
-                 reason: str | None = None, run_id: str | None = None,
-                 abort_cause: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        records: Any,
+        counts: Mapping[State, int],
+        bad: list[JobRecord],
+        started_at: float,
+        ended_at: float,
+        stop_kind: str | None = None,
+        reason: str | None = None,
+        run_id: str | None = None,
+        abort_cause: str | None = None,
+    ) -> None:
         self._records = records  # a list, or a callable that builds it on first use
         self._counts = counts
         self.bad = bad  # the records that make the run not ok
@@ -171,10 +180,16 @@ class Report:
     @classmethod
     def from_run(cls, runner: Runner) -> Report:
         """Build the report of a finished run (job records are built on first use)."""
-        return cls(records=lambda: _records(runner), counts=_counts(runner),
-                   bad=_bad_records(runner), started_at=runner.started_at,
-                   ended_at=runner.ended_at, stop_kind=runner.stop_kind, reason=runner.reason,
-                   abort_cause=runner.core.abort_cause)
+        return cls(
+            records=lambda: _records(runner),
+            counts=_counts(runner),
+            bad=_bad_records(runner),
+            started_at=runner.started_at,
+            ended_at=runner.ended_at,
+            stop_kind=runner.stop_kind,
+            reason=runner.reason,
+            abort_cause=runner.core.abort_cause,
+        )
 
     # -- the outcome ----------------------------------------------------------------
 
@@ -298,7 +313,7 @@ class Report:
 
 def _root_failures(failed: list[JobRecord]) -> list[JobRecord]:
     """Leave out nested schedulers that failed only because jobs inside them failed."""
-    parents = set()
+    parents: set[str] = set()
     for record in failed:
         parts = record.name.split("/")
         parents.update("/".join(parts[:k]) for k in range(1, len(parts)))

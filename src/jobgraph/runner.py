@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -84,30 +85,49 @@ class Resources:
 class Runner:
     """Runs one scheduler's graph once."""
 
-    def __init__(self, scheduler: Scheduler, *, window: Any = ..., timeout: Any = ...,
-                 resources: Any = ..., store: Any = ..., executor: Any = ...,
-                 resume: Any = None, force: Any = None, kill_grace: float | None = None,
-                 parent: Runner | None = None, handle_sigint: bool = False) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        *,
+        window: Any = ...,
+        timeout: Any = ...,
+        resources: Any = ...,
+        store: Any = ...,
+        executor: Any = ...,
+        resume: Any = None,
+        force: Any = None,
+        kill_grace: float | None = None,
+        parent: Runner | None = None,
+        handle_sigint: bool = False,
+    ) -> None:
         from . import options as _opt
         from .scheduler import _check_window
 
         owner = f"scheduler {scheduler.name!r}"
         self.scheduler = scheduler
         self.window = scheduler.window if window is ... else _check_window(owner, window)
-        self.timeout = scheduler.timeout if timeout is ... else (
-            None if timeout is None else _opt.check_seconds(owner, "timeout", timeout))
-        self.pools = scheduler.pools if resources is ... else (
-            _opt.check_amounts(owner, "resources", resources) or {})
-        self.executor = scheduler.executor if executor is ... else _opt.check_executor(
-            owner, executor)
+        self.timeout = (
+            scheduler.timeout
+            if timeout is ...
+            else (None if timeout is None else _opt.check_seconds(owner, "timeout", timeout))
+        )
+        self.pools = (
+            scheduler.pools
+            if resources is ...
+            else (_opt.check_amounts(owner, "resources", resources) or {})
+        )
+        self.executor = (
+            scheduler.executor if executor is ... else _opt.check_executor(owner, executor)
+        )
         chosen_store = scheduler.store if store is ... else store
         if chosen_store is not None or resume is not None or force not in (None, False):
             raise NotImplementedError(
-                "stores, resume and force are not available in this version of jobgraph")
+                "stores, resume and force are not available in this version of jobgraph"
+            )
         self.kill_grace = scheduler.kill_grace if kill_grace is None else kill_grace
         self.parent = parent
         self.handle_sigint = handle_sigint
-        self.shared = parent.shared if parent is not None else Resources()
+        self.shared: Resources = parent.shared if parent is not None else Resources()
         self.reason: str | None = None  # why the run stopped early: see Report.why()
         self.stop_kind: str | None = None  # "critical", "timeout", "interrupted", "cancelled"
         self.nested: dict[int, Report] = {}
@@ -211,7 +231,8 @@ class Runner:
                 if dep in plan.jobs[i]._data_deps and not dep.state.is_success:
                     raise MissingDependencyError(
                         f"job {plan.jobs[i].name!r} takes the result of {dep.name!r}, which "
-                        f"is outside the subgraph and has no result")
+                        f"is outside the subgraph and has no result"
+                    )
         for job in plan.jobs:
             if job._kind == SCHEDULER:
                 job.validate()  # type: ignore[attr-defined]
@@ -281,8 +302,7 @@ class Runner:
             elif kind == CORO_OBJECT:
                 self._start_coroutine_object(i, job)
             elif kind == SHELL:
-                self._watch(i, job, self.loop.create_task(
-                    run_shell(job, self.kill_grace)))  # type: ignore[arg-type]
+                self._watch(i, job, self.loop.create_task(run_shell(job, self.kill_grace)))  # type: ignore[arg-type]
             else:
                 self._watch(i, job, self.loop.create_task(self._run_nested(i, job)))
         except Exception as exc:
@@ -309,7 +329,8 @@ class Runner:
         if inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
             raise RuntimeError(
                 f"job {job.name!r} holds a coroutine object that has already run; a coroutine "
-                f"can run once: pass the async function (and its arguments) to run it again")
+                f"can run once: pass the async function (and its arguments) to run it again"
+            )
         self._step(i, job, coro)
 
     def _start_function(self, i: int, job: Job, args: Any, kwargs: Any) -> None:
@@ -333,8 +354,12 @@ class Runner:
         return attempt
 
     async def _run_nested(self, i: int, job: Job) -> Report:
-        inner = Runner(job, timeout=None, parent=self,  # type: ignore[arg-type]
-                       executor=job.executor if job.executor is not None else self.executor)
+        inner = Runner(
+            job,  # type: ignore[arg-type]  # SCHEDULER jobs are schedulers
+            timeout=None,
+            parent=self,
+            executor=job.executor if job.executor is not None else self.executor,
+        )
         try:
             report = await inner.run()
         finally:
@@ -361,8 +386,10 @@ class Runner:
     def _time_out(self, i: int, attempt: Attempt) -> None:
         attempt.timed_out = True
         if self._stop(attempt):
-            note = ("the function ran in a thread, which cannot be stopped: it was abandoned "
-                    "and may still be running")
+            note = (
+                "the function ran in a thread, which cannot be stopped: it was abandoned "
+                "and may still be running"
+            )
             self._ended(i, _TIMED_OUT, exc=self._timeout_error(i), note=note)
 
     def _timeout_error(self, i: int) -> TimeoutError:
@@ -386,8 +413,15 @@ class Runner:
             if self._stop(attempt):
                 self._ended(i, _CANCELLED, note="the thread could not be stopped and was abandoned")
 
-    def _ended(self, i: int, state: State, *, result: Any = None,
-               exc: BaseException | None = None, note: str | None = None) -> None:
+    def _ended(
+        self,
+        i: int,
+        state: State,
+        *,
+        result: Any = None,
+        exc: BaseException | None = None,
+        note: str | None = None,
+    ) -> None:
         """Record the end of an attempt: retry it, or tell the core the job ended."""
         attempt = self._active.pop(i, None)
         if attempt is not None and attempt.timer is not None:
@@ -485,7 +519,7 @@ class _Resume:
         return await self
 
 
-def _arguments(job: Job) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _arguments(job: Job) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
     if not job._data_deps:
         return job._args, job._kwargs
     return _substitute(job._args), _substitute(job._kwargs)
@@ -520,4 +554,3 @@ def _error_text(exc: BaseException) -> str:
 
 def _seconds(value: float) -> str:
     return f"{value:g}s" if math.isfinite(value) else str(value)
-

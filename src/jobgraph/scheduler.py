@@ -42,8 +42,9 @@ class Scheduler(Job):
         critical: bool = False,
         **job_options: Any,
     ) -> None:
-        super().__init__(None, name=name, timeout=timeout, critical=critical, executor=executor,
-                         **job_options)
+        super().__init__(
+            None, name=name, timeout=timeout, critical=critical, executor=executor, **job_options
+        )
         owner = f"scheduler {self.name!r}"
         self.window = _check_window(owner, window)
         self.pools = _opt.check_amounts(owner, "resources", resources) or {}
@@ -116,7 +117,8 @@ class Scheduler(Job):
         for other in self._jobs:
             if other._requires:
                 other._requires = [
-                    r for r in other._requires
+                    r
+                    for r in other._requires
                     if not (r in doomed if isinstance(r, Job) else r in names)
                 ]
         self._plan = None
@@ -235,8 +237,9 @@ class Scheduler(Job):
         counts: dict[State, int] = {}
         for job in self._jobs:
             counts[job.state] = counts.get(job.state, 0) + 1
-        parts = [f"{counts[s]} {s.name.lower().replace('_', ' ')}" for s in _STATS_ORDER
-                 if s in counts]
+        parts = [
+            f"{counts[s]} {s.name.lower().replace('_', ' ')}" for s in _STATS_ORDER if s in counts
+        ]
         total = len(self._jobs)
         return f"{' + '.join(parts) or '0 jobs'} = {total} job{'s' if total != 1 else ''}"
 
@@ -292,8 +295,17 @@ class Scheduler(Job):
 
 
 # Ended work first, then what is under way, as in "3 succeeded + 1 running + 2 pending".
-_STATS_ORDER = (State.SUCCEEDED, State.UP_TO_DATE, State.FAILED, State.TIMED_OUT,
-                State.CANCELLED, State.SKIPPED, State.RUNNING, State.READY, State.PENDING)
+_STATS_ORDER = (
+    State.SUCCEEDED,
+    State.UP_TO_DATE,
+    State.FAILED,
+    State.TIMED_OUT,
+    State.CANCELLED,
+    State.SKIPPED,
+    State.RUNNING,
+    State.READY,
+    State.PENDING,
+)
 
 
 def _check_window(owner: str, window: Any) -> int | None:

@@ -20,9 +20,13 @@ class Subgraph(Scheduler):
     def __init__(self, parent: Scheduler, jobs: list[Job], outside: frozenset[Job]) -> None:
         self.parent = parent
         self._outside = outside
-        super().__init__(name=f"{parent.name}-subgraph", window=parent.window,
-                         resources=parent.pools or None, store=parent.store,
-                         executor=parent.executor)
+        super().__init__(
+            name=f"{parent.name}-subgraph",
+            window=parent.window,
+            resources=parent.pools or None,
+            store=parent.store,
+            executor=parent.executor,
+        )
         if parent.timeout is not None:
             self.timeout = parent.timeout
         for job in jobs:

@@ -23,11 +23,20 @@ def make_core(
 ) -> Core:
     """A core over jobs named j0, j1, ... with the given requirements."""
     names = [f"j{i}" for i in range(len(reqs))]
-    return Core(Spec(
-        names=names, reqs=reqs, succs=graph.successors(reqs), run_if=bytes(run_if),
-        critical=bytes(critical), forever=bytes(forever), resources=resources,
-        rank=rank, window=window, pools=pools or {},
-    ))
+    return Core(
+        Spec(
+            names=names,
+            reqs=reqs,
+            succs=graph.successors(reqs),
+            run_if=bytes(run_if),
+            critical=bytes(critical),
+            forever=bytes(forever),
+            resources=resources,
+            rank=rank,
+            window=window,
+            pools=pools or {},
+        )
+    )
 
 
 def drive(

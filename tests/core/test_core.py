@@ -164,7 +164,8 @@ def test_jobs_ended_in_advance_count_as_done():
     from jobgraph.core import Core, Spec
 
     reqs = [[], [0]]
-    core = Core(Spec(names=["a", "b"], reqs=reqs, succs=graph.successors(reqs),
-                     done={0: State.UP_TO_DATE}))
+    core = Core(
+        Spec(names=["a", "b"], reqs=reqs, succs=graph.successors(reqs), done={0: State.UP_TO_DATE})
+    )
     core.start()
     assert core.dispatch() == [1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphlib
+import itertools
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -77,10 +78,17 @@ def test_random_runs_keep_every_promise(case):
 def test_resources_never_overdrawn(case, data):
     reqs, outcomes, _, seed = case
     pools = {"cpu": 3.0, "gpu": 1.0}
-    wants = [data.draw(st.sampled_from([None, {"cpu": 1.0}, {"cpu": 2.0}, {"gpu": 1.0},
-                                        {"cpu": 3.0, "gpu": 1.0}])) for _ in reqs]
-    core = make_core(reqs, resources=wants, pools=pools,
-                     rank=[(0.0, 0.0, i) for i in range(len(reqs))])
+    wants = [
+        data.draw(
+            st.sampled_from(
+                [None, {"cpu": 1.0}, {"cpu": 2.0}, {"gpu": 1.0}, {"cpu": 3.0, "gpu": 1.0}]
+            )
+        )
+        for _ in reqs
+    ]
+    core = make_core(
+        reqs, resources=wants, pools=pools, rank=[(0.0, 0.0, i) for i in range(len(reqs))]
+    )
 
     def on_start(i: int, running: list[int]) -> None:
         for pool, size in pools.items():
@@ -104,7 +112,7 @@ def test_cycle_detection_agrees_with_graphlib(n, data):
         assert len(order) < n
         cycle = graph.find_cycle(reqs, set(range(n)) - set(order))
         assert cycle[0] == cycle[-1]
-        for a, b in zip(cycle, cycle[1:]):
+        for a, b in itertools.pairwise(cycle):
             assert b in reqs[a]  # each name along the cycle requires the next
     else:
         assert len(order) == n == len(expected)

@@ -9,11 +9,11 @@ import threading
 import time
 from pathlib import Path
 
-from spec import helpers_proc as hp
 import pytest
-from spec.helpers_proc import record_of
 
 import jobgraph as jg
+from spec import helpers_proc as hp
+from spec.helpers_proc import record_of
 
 
 def test_default_coroutines_on_the_loop_functions_in_threads():

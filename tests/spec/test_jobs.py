@@ -7,9 +7,9 @@ import datetime as dt
 import math
 
 import pytest
-from spec.helpers_proc import state_names, timestamp
 
 import jobgraph as jg
+from spec.helpers_proc import state_names, timestamp
 
 # -- small bodies ------------------------------------------------------------------------
 
@@ -48,9 +48,25 @@ def noop():
 
 def test_job_accepts_every_documented_option():
     job = jg.Job(
-        add, 1, name="full", requires=(), critical=False, forever=False, timeout=5,
-        retries=1, retry_delay=0.0, retry_backoff=1.0, resources=None, priority=3,
-        cache=False, inputs=(), outputs=(), env_keys=(), run_if="done", executor=None, y=2,
+        add,
+        1,
+        name="full",
+        requires=(),
+        critical=False,
+        forever=False,
+        timeout=5,
+        retries=1,
+        retry_delay=0.0,
+        retry_backoff=1.0,
+        resources=None,
+        priority=3,
+        cache=False,
+        inputs=(),
+        outputs=(),
+        env_keys=(),
+        run_if="done",
+        executor=None,
+        y=2,
     )
     assert job.name == "full"
     assert job.requirements == []
@@ -231,6 +247,7 @@ def test_requires_a_sequence_runs_after_all_of_it():
     def mark(name):
         def body():
             order.append(name)
+
         return body
 
     x = jg.Job(mark("x"), name="x")
@@ -248,6 +265,7 @@ def test_sequence_chains_its_elements():
     def mark(name):
         def body():
             order.append(name)
+
         return body
 
     a, b, c = (jg.Job(mark(n), name=n) for n in "abc")
@@ -273,6 +291,7 @@ def test_nested_sequences():
     def mark(name):
         def body():
             order.append(name)
+
         return body
 
     a, b, c, d = (jg.Job(mark(n), name=n) for n in "abcd")
@@ -419,8 +438,16 @@ def test_skipped_job_attributes():
 
 @pytest.mark.parametrize(
     "attribute",
-    ["name", "requirements", "state", "attempts", "started_at", "ended_at", "duration",
-     "skipped_because"],
+    [
+        "name",
+        "requirements",
+        "state",
+        "attempts",
+        "started_at",
+        "ended_at",
+        "duration",
+        "skipped_because",
+    ],
 )
 def test_run_time_attributes_are_read_only(attribute):
     job = jg.Job(noop, name="ro")
@@ -443,8 +470,14 @@ def test_state_during_run_is_running():
 
 
 def test_every_job_ends_in_exactly_one_terminal_state():
-    terminal = {jg.State.SUCCEEDED, jg.State.UP_TO_DATE, jg.State.FAILED, jg.State.TIMED_OUT,
-                jg.State.CANCELLED, jg.State.SKIPPED}
+    terminal = {
+        jg.State.SUCCEEDED,
+        jg.State.UP_TO_DATE,
+        jg.State.FAILED,
+        jg.State.TIMED_OUT,
+        jg.State.CANCELLED,
+        jg.State.SKIPPED,
+    }
     ok = jg.Job(noop, name="ok")
     bad = jg.Job(boom, name="bad")
     skipped = jg.Job(noop, name="skipped", requires=bad)
@@ -455,16 +488,29 @@ def test_every_job_ends_in_exactly_one_terminal_state():
     timed = jg.Job(slow, name="timed", timeout=0.1)
     report = jg.Scheduler(ok, bad, skipped, timed).run()
     states = state_names(report)
-    assert states == {"ok": "SUCCEEDED", "bad": "FAILED", "skipped": "SKIPPED",
-                      "timed": "TIMED_OUT"}
+    assert states == {
+        "ok": "SUCCEEDED",
+        "bad": "FAILED",
+        "skipped": "SKIPPED",
+        "timed": "TIMED_OUT",
+    }
     for job in (ok, bad, skipped, timed):
         assert job.state in terminal
 
 
 def test_state_enum_members():
     names = {s.name for s in jg.State}
-    assert {"PENDING", "READY", "RUNNING", "SUCCEEDED", "UP_TO_DATE", "FAILED", "TIMED_OUT",
-            "CANCELLED", "SKIPPED"} <= names
+    assert {
+        "PENDING",
+        "READY",
+        "RUNNING",
+        "SUCCEEDED",
+        "UP_TO_DATE",
+        "FAILED",
+        "TIMED_OUT",
+        "CANCELLED",
+        "SKIPPED",
+    } <= names
 
 
 def test_coroutine_timeout_cancels_the_coroutine():

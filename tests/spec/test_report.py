@@ -10,14 +10,34 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from spec.helpers_proc import record_of
 
 import jobgraph as jg
+from spec.helpers_proc import record_of
 
-TOP_KEYS = {"run_id", "started_at", "ended_at", "elapsed", "ok", "exit_code", "why", "counts",
-            "jobs"}
-JOB_KEYS = {"name", "state", "requires", "attempts", "started_at", "ended_at", "duration",
-            "error", "returncode", "skipped_because", "result"}
+TOP_KEYS = {
+    "run_id",
+    "started_at",
+    "ended_at",
+    "elapsed",
+    "ok",
+    "exit_code",
+    "why",
+    "counts",
+    "jobs",
+}
+JOB_KEYS = {
+    "name",
+    "state",
+    "requires",
+    "attempts",
+    "started_at",
+    "ended_at",
+    "duration",
+    "error",
+    "returncode",
+    "skipped_because",
+    "result",
+}
 
 
 def noop():
@@ -31,6 +51,7 @@ def load():
 def fail(message):
     def body():
         raise RuntimeError(message)
+
     return body
 
 
@@ -188,7 +209,11 @@ def test_to_dict_schema(mixed_report):
     assert data["why"] == mixed_report.why()
     # state name -> number (states with no job may be absent or zero)
     assert {k: v for k, v in data["counts"].items() if v} == {
-        "SUCCEEDED": 1, "FAILED": 2, "SKIPPED": 1, "TIMED_OUT": 1}
+        "SUCCEEDED": 1,
+        "FAILED": 2,
+        "SKIPPED": 1,
+        "TIMED_OUT": 1,
+    }
     assert set(data["counts"]) <= {s.name for s in jg.State}
     assert len(data["jobs"]) == 5
     for record in data["jobs"]:
@@ -302,8 +327,7 @@ def test_to_junit_cancelled_jobs_are_skipped(tmp_path: Path):
     async def slow():
         await asyncio.sleep(5)
 
-    report = jg.Scheduler(jg.Job(slow, name="slow"), jg.Job(noop, name="fine"),
-                          timeout=0.2).run()
+    report = jg.Scheduler(jg.Job(slow, name="slow"), jg.Job(noop, name="fine"), timeout=0.2).run()
     path = tmp_path / "junit.xml"
     text = report.to_junit(path)
     assert path.exists()
@@ -320,10 +344,16 @@ def test_to_junit_cancelled_jobs_are_skipped(tmp_path: Path):
 def test_debrief(mixed_report):
     text = mixed_report.debrief()
     assert isinstance(text, str)
-    for name, state in [("ok", "SUCCEEDED"), ("load", "FAILED"), ("skipped", "SKIPPED"),
-                        ("timed", "TIMED_OUT"), ("shell", "FAILED")]:
-        line = next((ln for ln in text.splitlines() if re.search(rf"\b{name}\b", ln)
-                     and state in ln), None)
+    for name, state in [
+        ("ok", "SUCCEEDED"),
+        ("load", "FAILED"),
+        ("skipped", "SKIPPED"),
+        ("timed", "TIMED_OUT"),
+        ("shell", "FAILED"),
+    ]:
+        line = next(
+            (ln for ln in text.splitlines() if re.search(rf"\b{name}\b", ln) and state in ln), None
+        )
         assert line is not None, f"no line with {name} and {state} in:\n{text}"
     ok_line = next(ln for ln in text.splitlines() if re.search(r"\bok\b", ln) and "SUCCEEDED" in ln)
     assert re.search(r"\d", ok_line.replace("ok", "")), ok_line  # shows a duration

@@ -10,9 +10,9 @@ import threading
 import time
 
 import pytest
-from spec.helpers_proc import Gauge, record_of, state_names
 
 import jobgraph as jg
+from spec.helpers_proc import Gauge, record_of, state_names
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -32,6 +32,7 @@ def gauged_async(gauge: Gauge, seconds: float = 0.05):
             await asyncio.sleep(seconds)
         finally:
             gauge.leave()
+
     return body
 
 
@@ -42,6 +43,7 @@ def gauged_thread(gauge: Gauge, seconds: float = 0.05):
             time.sleep(seconds)
         finally:
             gauge.leave()
+
     return body
 
 
@@ -130,6 +132,7 @@ def test_resource_units_are_counted():
             finally:
                 g.leave()
                 both.leave()
+
         return run
 
     jobs = [jg.Job(body(small), name=f"s{i}", resources={"gpu": 1}) for i in range(4)]
@@ -181,6 +184,7 @@ def test_priority_order_under_window_one():
         async def body():
             order.append(name)
             await asyncio.sleep(0.01)
+
         return body
 
     jobs = [
@@ -200,6 +204,7 @@ def test_priority_tie_goes_to_longest_remaining_path():
     def mark(name):
         async def body():
             order.append(name)
+
         return body
 
     lone = jg.Job(mark("lone"), name="lone")
@@ -233,6 +238,7 @@ def test_critical_failure_aborts_the_run():
     def waiting(name):
         async def body():
             started.append(name)
+
         return body
 
     c = jg.Job(crit, name="crit", critical=True, priority=10)
@@ -291,6 +297,7 @@ def test_non_critical_failure_skips_exactly_descendants():
     def mark(name):
         def body():
             ran.append(name)
+
         return body
 
     root = jg.Job(mark("root"), name="root")
@@ -303,8 +310,13 @@ def test_non_critical_failure_skips_exactly_descendants():
     report = jg.Scheduler(grandchild, sibling, indep_child).run()
     states = state_names(report)
     assert states == {
-        "root": "SUCCEEDED", "bad": "FAILED", "child": "SKIPPED", "grandchild": "SKIPPED",
-        "sibling": "SUCCEEDED", "independent": "SUCCEEDED", "indep_child": "SUCCEEDED",
+        "root": "SUCCEEDED",
+        "bad": "FAILED",
+        "child": "SKIPPED",
+        "grandchild": "SKIPPED",
+        "sibling": "SUCCEEDED",
+        "independent": "SUCCEEDED",
+        "indep_child": "SUCCEEDED",
     }
     assert sorted(ran) == ["indep_child", "independent", "root", "sibling"]
     assert child.skipped_because == ["bad"]
@@ -343,10 +355,10 @@ def test_run_if_done_runs_after_failure_and_success():
     ran: list[str] = []
     bad = jg.Job(boom, name="bad")
     good = jg.Job(noop, name="good")
-    cleanup = jg.Job(lambda: ran.append("cleanup"), name="cleanup", requires=[bad, good],
-                     run_if="done")
-    cleanup2 = jg.Job(lambda: ran.append("cleanup2"), name="cleanup2", requires=good,
-                      run_if="done")
+    cleanup = jg.Job(
+        lambda: ran.append("cleanup"), name="cleanup", requires=[bad, good], run_if="done"
+    )
+    cleanup2 = jg.Job(lambda: ran.append("cleanup2"), name="cleanup2", requires=good, run_if="done")
     report = jg.Scheduler(cleanup, cleanup2).run()
     assert cleanup.state is jg.State.SUCCEEDED
     assert cleanup2.state is jg.State.SUCCEEDED
@@ -363,8 +375,9 @@ def test_run_if_done_waits_for_all_requirements():
 
     bad = jg.Job(boom, name="bad")
     s = jg.Job(slow, name="slow")
-    cleanup = jg.Job(lambda: order.append("cleanup"), name="cleanup", requires=[bad, s],
-                     run_if="done")
+    cleanup = jg.Job(
+        lambda: order.append("cleanup"), name="cleanup", requires=[bad, s], run_if="done"
+    )
     jg.Scheduler(cleanup).run()
     assert order == ["slow", "cleanup"]
 
@@ -373,8 +386,9 @@ def test_run_if_failure():
     ran: list[str] = []
     bad = jg.Job(boom, name="bad")
     good = jg.Job(noop, name="good")
-    alert = jg.Job(lambda: ran.append("alert"), name="alert", requires=[bad, good],
-                   run_if="failure")
+    alert = jg.Job(
+        lambda: ran.append("alert"), name="alert", requires=[bad, good], run_if="failure"
+    )
     quiet = jg.Job(lambda: ran.append("quiet"), name="quiet", requires=good, run_if="failure")
     jg.Scheduler(alert, quiet).run()
     assert alert.state is jg.State.SUCCEEDED
@@ -528,8 +542,11 @@ def test_only_forever_jobs_finish():
 
 def test_nested_scheduler_window_applies_to_its_own_jobs():
     inner_gauge, outer_gauge = Gauge(), Gauge()
-    inner = jg.Scheduler(*[jg.Job(gauged_async(inner_gauge, 0.05), name=f"i{i}")
-                           for i in range(4)], name="inner", window=1)
+    inner = jg.Scheduler(
+        *[jg.Job(gauged_async(inner_gauge, 0.05), name=f"i{i}") for i in range(4)],
+        name="inner",
+        window=1,
+    )
     outer_jobs = [jg.Job(gauged_async(outer_gauge, 0.1), name=f"o{i}") for i in range(3)]
     outer = jg.Scheduler(inner, *outer_jobs, name="outer")
     report = outer.run()
@@ -554,8 +571,11 @@ def test_nested_scheduler_names_in_report():
 
 def test_nested_scheduler_runs_before_its_dependents():
     order: list[str] = []
-    inner = jg.Scheduler(jg.Job(lambda: order.append("in1"), name="in1"),
-                         jg.Job(lambda: order.append("in2"), name="in2"), name="inner")
+    inner = jg.Scheduler(
+        jg.Job(lambda: order.append("in1"), name="in1"),
+        jg.Job(lambda: order.append("in2"), name="in2"),
+        name="inner",
+    )
     after = jg.Job(lambda: order.append("after"), name="after", requires=inner)
     assert jg.Scheduler(after, name="outer").run().ok
     assert order[-1] == "after"
@@ -744,8 +764,9 @@ def test_successful_retry_lets_dependents_run():
     assert child.result() == 11
 
 
-@pytest.mark.parametrize("bad", [{"retries": -1}, {"retry_delay": -1.0},
-                                 {"retry_delay": float("nan")}])
+@pytest.mark.parametrize(
+    "bad", [{"retries": -1}, {"retry_delay": -1.0}, {"retry_delay": float("nan")}]
+)
 def test_bad_retry_options_are_value_errors(bad):
     with pytest.raises(ValueError):
         jg.Job(noop, **bad)
@@ -1094,8 +1115,7 @@ def _parse_stats(line: str) -> tuple[dict[str, int], int]:
 
 
 def test_stats_before_and_after_a_run():
-    sched = jg.Scheduler(jg.Job(noop, name="a"), jg.Job(noop, name="b"),
-                         jg.Job(boom, name="c"))
+    sched = jg.Scheduler(jg.Job(noop, name="a"), jg.Job(noop, name="b"), jg.Job(boom, name="c"))
     parts, total = _parse_stats(sched.stats())
     assert parts == {"pending": 3}
     assert total == 3

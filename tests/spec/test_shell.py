@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from spec.helpers_proc import record_of
 
 import jobgraph as jg
+from spec.helpers_proc import record_of
 
 
 def _processes_with_argv(argv: list[str]) -> list[int]:
@@ -100,8 +100,9 @@ def test_missing_program_fails_only_that_job():
 
 
 def test_env_is_given_to_the_command():
-    job = jg.Shell('printf "%s" "$JOBGRAPH_SPEC_VAR"', env={"JOBGRAPH_SPEC_VAR": "hello env"},
-                   name="env")
+    job = jg.Shell(
+        'printf "%s" "$JOBGRAPH_SPEC_VAR"', env={"JOBGRAPH_SPEC_VAR": "hello env"}, name="env"
+    )
     assert jg.Scheduler(job).run().ok
     assert job.result().stdout == "hello env"
 

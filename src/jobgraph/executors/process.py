@@ -50,7 +50,9 @@ def _culprit(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], exc: Exc
         try:
             pickle.dumps(value)
         except Exception as inner:
-            return f"{label} cannot be pickled for a worker process: {type(inner).__name__}: {inner}"
+            return (
+                f"{label} cannot be pickled for a worker process: {type(inner).__name__}: {inner}"
+            )
     return f"the call cannot be pickled for a worker process: {type(exc).__name__}: {exc}"
 
 
@@ -171,8 +173,9 @@ class WorkerPool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_worker_main, args=(child,), daemon=True,
-                                        name="jobgraph-worker")
+        process = self._context.Process(
+            target=_worker_main, args=(child,), daemon=True, name="jobgraph-worker"
+        )
         process.start()
         child.close()
         worker = _Worker(process, parent)
@@ -200,8 +203,11 @@ class WorkerPool:
         self._discard(worker)
         if future is not None and not future.done():
             code = worker.process.exitcode
-            how = f"killed by signal {-code}" if code is not None and code < 0 else (
-                f"exit status {code}")
+            how = (
+                f"killed by signal {-code}"
+                if code is not None and code < 0
+                else (f"exit status {code}")
+            )
             future.set_exception(WorkerDiedError(f"the worker process died ({how})"))
         self._feed()
 

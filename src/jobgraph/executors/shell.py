@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -114,10 +115,8 @@ def _has_live_member(pgid: int) -> bool:
 
 def signal_group(pgid: int, sig: int) -> None:
     """Send ``sig`` to a process group, ignoring one that is already gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 async def stop_group(pgid: int, grace: float) -> None:

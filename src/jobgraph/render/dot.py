@@ -28,9 +28,10 @@ def to_dot(scheduler: Scheduler) -> str:
         state = job.state
         label = f"{job.name}\n{state.name}"
         extra = ", penwidth=2" if job.critical else ""
-        extra += ", style=\"rounded,filled,dashed\"" if job.forever else ""
-        lines.append(f"  {quote(job.name)} [label={quote(label)}, "
-                     f"fillcolor={quote(FILL[state])}{extra}];")
+        extra += ', style="rounded,filled,dashed"' if job.forever else ""
+        lines.append(
+            f"  {quote(job.name)} [label={quote(label)}, fillcolor={quote(FILL[state])}{extra}];"
+        )
     for i in plan.order:
         for r in plan.reqs[i]:
             lines.append(f"  {quote(plan.jobs[r].name)} -> {quote(plan.jobs[i].name)};")

@@ -27,8 +27,13 @@ def render_image(dot_text: str, fmt: str) -> bytes:
             f"install Graphviz (e.g. 'apt-get install graphviz' or 'brew install graphviz'), "
             f"or export to .dot or .mmd instead"
         )
-    done = subprocess.run([program, f"-T{fmt}"], input=dot_text.encode(), capture_output=True,
-                          check=False, timeout=120)
+    done = subprocess.run(
+        [program, f"-T{fmt}"],
+        input=dot_text.encode(),
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"Graphviz 'dot' failed: {done.stderr.decode(errors='replace')}")
     return done.stdout
@@ -48,11 +53,13 @@ def export(scheduler: Scheduler, path: str) -> str:
         svg = render_image(scheduler.dot(), "svg").decode()
         title = html.escape(scheduler.name)
         target.write_text(
-            f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>"
+            f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
             f"</head><body><h1>{title}</h1>\n{svg}\n</body></html>\n",
             encoding="utf-8",
         )
     else:
-        raise ValueError(f"cannot export to {path!r}: unknown suffix {suffix or '(none)'!r}; "
-                         f"use one of {', '.join(FORMATS)}")
+        raise ValueError(
+            f"cannot export to {path!r}: unknown suffix {suffix or '(none)'!r}; "
+            f"use one of {', '.join(FORMATS)}"
+        )
     return str(target)

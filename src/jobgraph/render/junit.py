@@ -16,14 +16,32 @@ def to_junit(report: Report, suite: str = "jobgraph") -> str:
     counts = report.counts
     failures = sum(counts.get(s, 0) for s in FAILURE)
     skipped = counts.get(State.SKIPPED, 0) + counts.get(State.CANCELLED, 0)
-    root = ET.Element("testsuites", name=suite, tests=str(len(report.jobs)),
-                      failures=str(failures), time=f"{report.elapsed:.3f}")
-    node = ET.SubElement(root, "testsuite", name=suite, tests=str(len(report.jobs)),
-                         failures=str(failures), errors="0", skipped=str(skipped),
-                         time=f"{report.elapsed:.3f}", timestamp=report.started_at.isoformat())
+    root = ET.Element(
+        "testsuites",
+        name=suite,
+        tests=str(len(report.jobs)),
+        failures=str(failures),
+        time=f"{report.elapsed:.3f}",
+    )
+    node = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(report.jobs)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+        time=f"{report.elapsed:.3f}",
+        timestamp=report.started_at.isoformat(),
+    )
     for record in report.jobs:
-        case = ET.SubElement(node, "testcase", name=record.name, classname=suite,
-                             time=f"{record.duration or 0.0:.3f}")
+        case = ET.SubElement(
+            node,
+            "testcase",
+            name=record.name,
+            classname=suite,
+            time=f"{record.duration or 0.0:.3f}",
+        )
         if record.state in FAILURE:
             kind = "timeout" if record.state is State.TIMED_OUT else "failure"
             failure = ET.SubElement(case, "failure", message=record.first_error_line, type=kind)

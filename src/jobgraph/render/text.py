@@ -21,8 +21,10 @@ def _duration(seconds: float | None) -> str:
 def debrief(report: Report) -> str:
     """Jobs in topological order with state and duration, then each failure's traceback."""
     width = max((len(r.name) for r in report.jobs), default=4)
-    lines = [f"run {report.run_id or ''}".rstrip() + f": {report.why()} "
-             f"(exit code {report.exit_code}, {_duration(report.elapsed)})"]
+    lines = [
+        f"run {report.run_id or ''}".rstrip() + f": {report.why()} "
+        f"(exit code {report.exit_code}, {_duration(report.elapsed)})"
+    ]
     for record in report.jobs:
         line = f"  {record.name:<{width}}  {record.state.name:<10}  {_duration(record.duration)}"
         if record.attempts > 1:
@@ -41,8 +43,11 @@ def debrief(report: Report) -> str:
 
 def critical_path(report: Report) -> list[tuple[str, float]]:
     """Walk back from the job that ended last through the requirement that ended last."""
-    timed = {r.name: r for r in report.jobs if r.started_at is not None and r.ended_at is not None
-             and not r.forever}
+    timed = {
+        r.name: r
+        for r in report.jobs
+        if r.started_at is not None and r.ended_at is not None and not r.forever
+    }
     if not timed:
         return []
     current: JobRecord | None = max(timed.values(), key=lambda r: r.ended_at or 0.0)
