@@ -32,3 +32,19 @@ def wait_until_gone(marker: str, seconds: float = 5.0) -> list[int]:
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.05)
+
+
+def children_of(parent: int) -> list[int]:
+    """PIDs of live (non-zombie) direct children of ``parent``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and fields[0] != b"Z":
+            found.append(int(pid))
+    return found

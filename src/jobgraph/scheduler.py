@@ -276,10 +276,14 @@ class Scheduler(Job):
                 "Scheduler.run() cannot be called from a running event loop; "
                 "use 'await scheduler.co_run()' instead"
             )
-        return asyncio.run(self.co_run(**options))
+        # run() owns its loop, so it may own Ctrl-C too: first stop and report, then kill.
+        return asyncio.run(self._execute(options, handle_sigint=True))
 
     async def co_run(self, **options: Any) -> Report:
         """Run the graph inside the running event loop and return its :class:`Report`."""
+        return await self._execute(options, handle_sigint=False)
+
+    async def _execute(self, options: dict[str, Any], handle_sigint: bool) -> Report:
         from .runner import Runner
 
         unknown = set(options) - set(RUN_OPTIONS) - {"kill_grace"}
@@ -287,7 +291,7 @@ class Scheduler(Job):
             name = sorted(unknown)[0]
             hint = _plan.did_you_mean(name, RUN_OPTIONS)
             raise TypeError(f"unknown run option {name!r}{hint}")
-        runner = Runner(self, **options)
+        runner = Runner(self, handle_sigint=handle_sigint, **options)
         return await runner.run()
 
     def __repr__(self) -> str:
