@@ -85,6 +85,7 @@ def test_interrupt_handler_is_removed_after_the_run():
         print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ}, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
+    ).stdout
     assert out.strip() == "True"

@@ -88,3 +88,16 @@ def test_no_worker_outlives_the_run():
     assert jobs[0].result() == 1
     workers = [p for p in children_of(os.getpid()) if p in live_processes_with("spawn_main")]
     assert workers == []
+
+
+def test_any_concurrent_futures_executor_can_run_functions():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="custom") as pool:
+        import threading
+
+        job = jg.Job(lambda: threading.current_thread().name, executor=pool)
+        other = jg.Job(lambda: threading.current_thread().name)
+        jg.Scheduler(job, other).run()
+    assert job.result().startswith("custom")
+    assert other.result().startswith("jobgraph")

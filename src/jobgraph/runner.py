@@ -340,6 +340,11 @@ class Runner:
             attempt.pool = pool
             return
         call = functools.partial(job._fn, *args, **kwargs)
+        chosen = job.executor if job.executor is not None else self.executor
+        if chosen is not None and not isinstance(chosen, str):
+            # Any concurrent.futures-style executor: submit(fn) -> Future.
+            self._watch(i, job, asyncio.wrap_future(chosen.submit(call), loop=self.loop))
+            return
         context = contextvars.copy_context()
         future = self.loop.run_in_executor(self.shared.threads, context.run, call)
         self._watch(i, job, future)
@@ -387,8 +392,8 @@ class Runner:
         attempt.timed_out = True
         if self._stop(attempt):
             note = (
-                "the function ran in a thread, which cannot be stopped: it was abandoned "
-                "and may still be running"
+                "the function ran in a thread (or an executor that cannot stop it): it was "
+                "abandoned and may still be running"
             )
             self._ended(i, _TIMED_OUT, exc=self._timeout_error(i), note=note)
 
@@ -405,6 +410,8 @@ class Runner:
         if isinstance(future, asyncio.Task):
             future.cancel()
             return False
+        if future is not None:
+            future.cancel()  # a call still queued in its pool will not start
         return True
 
     def _cancel_running(self) -> None:
