@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-import proc_helpers as ph
-
 import jobgraph as jg
+import proc_helpers as ph
 from procs import children_of, live_processes_with
 
 
