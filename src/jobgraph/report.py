@@ -111,15 +111,21 @@ def _prefixed(record: JobRecord, prefix: str) -> JobRecord:
     )
 
 
-def _records(runner: Runner) -> list[JobRecord]:
-    """Every record of a run, nested schedulers' jobs after their scheduler."""
-    records = []
+def _walk(runner: Runner, only_bad: bool) -> list[JobRecord]:
+    """Records in topological order, nested schedulers' jobs after their scheduler.
+
+    With ``only_bad``, just those that make the run not ok, built without the others.
+    """
+    records: list[JobRecord] = []
+    jobs, states = runner.jobs, runner.core.state
     for i in runner.plan.order:
-        records.append(_record(runner, i, ""))
+        if not only_bad or _is_bad(states[i], jobs[i].forever):
+            records.append(_record(runner, i, ""))
         nested = runner.nested.get(i)
         if nested is not None:
             prefix = runner.core.names[i] + "/"
-            records.extend(_prefixed(r, prefix) for r in nested.jobs)
+            inner = nested.bad if only_bad else nested.jobs
+            records.extend(_prefixed(r, prefix) for r in inner)
     return records
 
 
@@ -128,20 +134,6 @@ def _is_bad(state: State, forever: bool) -> bool:
     if state in SUCCESS:
         return False
     return not forever or state in FAILURE
-
-
-def _bad_records(runner: Runner) -> list[JobRecord]:
-    """The records that make the run not ok, built without building all the others."""
-    bad = []
-    jobs, states = runner.jobs, runner.core.state
-    for i in runner.plan.order:
-        if states[i] not in SUCCESS and _is_bad(states[i], jobs[i].forever):
-            bad.append(_record(runner, i, ""))
-        nested = runner.nested.get(i)
-        if nested is not None:
-            prefix = runner.core.names[i] + "/"
-            bad.extend(_prefixed(r, prefix) for r in nested.bad)
-    return bad
 
 
 def _counts(runner: Runner) -> Counter[State]:
@@ -181,9 +173,9 @@ class Report:
     def from_run(cls, runner: Runner) -> Report:
         """Build the report of a finished run (job records are built on first use)."""
         return cls(
-            records=lambda: _records(runner),
+            records=lambda: _walk(runner, only_bad=False),
             counts=_counts(runner),
-            bad=_bad_records(runner),
+            bad=_walk(runner, only_bad=True),
             started_at=runner.started_at,
             ended_at=runner.ended_at,
             stop_kind=runner.stop_kind,
