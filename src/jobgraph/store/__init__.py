@@ -1,0 +1,39 @@
+"""Stores: where runs, job ends, fingerprints and output are kept."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, new_run_id
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+
+__all__ = [
+    "JobEnd",
+    "JobStart",
+    "MemoryStore",
+    "RunInfo",
+    "RunLockedError",
+    "SQLiteStore",
+    "Store",
+    "new_run_id",
+    "open_store",
+]
+
+
+def open_store(spec: Any) -> Store | None:
+    """Turn a ``store=`` value into a store: None, a path, ``sqlite:///path`` or an object."""
+    if spec is None or isinstance(spec, Store):
+        return spec
+    if isinstance(spec, (str, os.PathLike)):
+        text = os.fspath(spec)
+        if text.startswith("sqlite:///"):
+            # sqlite:///relative/path and sqlite:////absolute/path, as in SQLAlchemy
+            return SQLiteStore(text[len("sqlite:///") :])
+        if text.startswith(("postgresql://", "postgres://")):
+            raise ValueError("the PostgreSQL store is not available in this version of jobgraph")
+        if "://" in text:
+            raise ValueError(f"unknown store URL {text!r}; use a path or sqlite:///path")
+        return SQLiteStore(text)
+    raise TypeError(f"store must be None, a path, a URL or a Store, not {spec!r}")

@@ -1,0 +1,129 @@
+"""The store interface: what a run records, and what a resume or a rerun reads back.
+
+Kept small on purpose, so that another database (PostgreSQL) is one more class and no
+change to the runner. Every method that writes commits before it returns.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..errors import StoreError
+
+
+class RunLockedError(StoreError):
+    """Another live process owns the run."""
+
+
+@dataclass
+class RunInfo:
+    """One run as the store knows it."""
+
+    run_id: str
+    scheduler: str
+    started_at: float
+    ended_at: float | None = None
+    exit_code: int | None = None
+    why: str | None = None
+    options: str = "{}"
+    graph_digest: str = ""
+
+
+@dataclass
+class JobEnd:
+    """A job's terminal record in one run."""
+
+    name: str
+    state: str
+    attempts: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    returncode: int | None = None
+    result: bytes | None = None
+    fingerprint: str | None = None
+    skipped_because: list[str] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass
+class JobStart:
+    """An attempt that began."""
+
+    name: str
+    attempt: int
+    started_at: float
+
+
+def new_run_id() -> str:
+    """A fresh, sortable-enough, unique run id."""
+    return uuid.uuid4().hex[:12]
+
+
+class Store(abc.ABC):
+    """Where runs, job ends, fingerprints and output are kept."""
+
+    # -- runs -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_run(self, info: RunInfo) -> None:
+        """Record a new run."""
+
+    @abc.abstractmethod
+    def find_run(self, scheduler: str, run_id: str) -> RunInfo | None:
+        """The run ``run_id`` (or the newest run of ``scheduler`` for ``"last"``)."""
+
+    @abc.abstractmethod
+    def finish_run(self, run_id: str, ended_at: float, exit_code: int, why: str) -> None:
+        """Record how a run ended."""
+
+    @abc.abstractmethod
+    def runs(self, limit: int = 50) -> list[RunInfo]:
+        """Runs, newest first."""
+
+    # -- ownership ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def acquire(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+        """Take the run's lease, or raise :class:`RunLockedError` if a live owner holds it."""
+
+    @abc.abstractmethod
+    def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+        """Extend the lease we hold (heartbeat)."""
+
+    @abc.abstractmethod
+    def release(self, run_id: str, owner: str) -> None:
+        """Give the lease up."""
+
+    # -- jobs -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+        """Record attempts that began and jobs that ended, in one transaction.
+
+        A successful end with a fingerprint also becomes the job's last success.
+        """
+
+    @abc.abstractmethod
+    def job_ends(self, run_id: str) -> dict[str, JobEnd]:
+        """Every job end recorded for a run, by job name."""
+
+    @abc.abstractmethod
+    def last_success(self, scheduler: str, name: str) -> tuple[str, bytes | None] | None:
+        """The fingerprint and result of a job's last success, if any."""
+
+    # -- output ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def append_output(self, run_id: str, name: str, stream: str, text: str) -> None:
+        """Keep more of a job's output (stream is ``stdout`` or ``stderr``)."""
+
+    @abc.abstractmethod
+    def output(self, run_id: str, name: str, stream: str) -> str:
+        """All the output kept for a job."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

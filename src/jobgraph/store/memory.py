@@ -1,0 +1,72 @@
+"""A store that keeps everything in this process (the library's default)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store
+
+
+class MemoryStore(Store):
+    """Runs and results live as long as the object; nothing touches the disk."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, RunInfo] = {}
+        self._ends: dict[str, dict[str, JobEnd]] = {}
+        self._success: dict[tuple[str, str], tuple[str, bytes | None]] = {}
+        self._output: dict[tuple[str, str, str], list[str]] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._run_scheduler: dict[str, str] = {}
+
+    def create_run(self, info: RunInfo) -> None:
+        self._runs[info.run_id] = replace(info)
+        self._ends[info.run_id] = {}
+
+    def find_run(self, scheduler: str, run_id: str) -> RunInfo | None:
+        if run_id == "last":
+            mine = [r for r in self._runs.values() if r.scheduler == scheduler]
+            return replace(mine[-1]) if mine else None
+        found = self._runs.get(run_id)
+        return replace(found) if found else None
+
+    def finish_run(self, run_id: str, ended_at: float, exit_code: int, why: str) -> None:
+        run = self._runs[run_id]
+        run.ended_at, run.exit_code, run.why = ended_at, exit_code, why
+
+    def runs(self, limit: int = 50) -> list[RunInfo]:
+        return [replace(r) for r in reversed(list(self._runs.values()))][:limit]
+
+    def acquire(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+        held = self._leases.get(run_id)
+        if held is not None and held[0] != owner and held[1] > now:
+            raise RunLockedError(f"run {run_id} is being run by {held[0]}")
+        self._leases[run_id] = (owner, now + ttl)
+
+    def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+        self._leases[run_id] = (owner, now + ttl)
+
+    def release(self, run_id: str, owner: str) -> None:
+        held = self._leases.get(run_id)
+        if held is not None and held[0] == owner:
+            del self._leases[run_id]
+
+    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+        table = self._ends[run_id]
+        scheduler = self._runs[run_id].scheduler
+        for end in ends:
+            table[end.name] = end
+            if end.fingerprint is not None and end.state in ("SUCCEEDED", "UP_TO_DATE"):
+                self._success[(scheduler, end.name)] = (end.fingerprint, end.result)
+
+    def job_ends(self, run_id: str) -> dict[str, JobEnd]:
+        return dict(self._ends.get(run_id, {}))
+
+    def last_success(self, scheduler: str, name: str) -> tuple[str, bytes | None] | None:
+        return self._success.get((scheduler, name))
+
+    def append_output(self, run_id: str, name: str, stream: str, text: str) -> None:
+        self._output.setdefault((run_id, name, stream), []).append(text)
+
+    def output(self, run_id: str, name: str, stream: str) -> str:
+        return "".join(self._output.get((run_id, name, stream), ()))

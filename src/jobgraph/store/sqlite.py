@@ -1,0 +1,332 @@
+"""The embedded store: one SQLite file, WAL mode, no server.
+
+Writes use ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two writers never
+deadlock upgrading a read lock), a busy timeout, and a few retries on "locked" or "busy";
+any other database error becomes :class:`StoreError`. The schema carries a version and is
+migrated forward when an older file is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import StoreError
+from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_RETRIES = 8  # attempts at a write that keeps finding the database locked
+_BUSY_MS = 5000
+
+# Each entry moves the schema from version (index) to version (index + 1).
+_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        scheduler TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        exit_code INTEGER,
+        why TEXT,
+        options TEXT NOT NULL DEFAULT '{}',
+        graph_digest TEXT NOT NULL DEFAULT '',
+        owner TEXT,
+        lease_until REAL
+    );
+    CREATE INDEX runs_by_scheduler ON runs (scheduler, seq);
+    CREATE TABLE jobs (
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        error TEXT,
+        returncode INTEGER,
+        result BLOB,
+        fingerprint TEXT,
+        skipped_because TEXT NOT NULL DEFAULT '[]',
+        note TEXT,
+        PRIMARY KEY (run_id, name)
+    );
+    CREATE TABLE attempts (
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        PRIMARY KEY (run_id, name, attempt)
+    );
+    CREATE TABLE successes (
+        scheduler TEXT NOT NULL,
+        name TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        result BLOB,
+        run_id TEXT NOT NULL,
+        PRIMARY KEY (scheduler, name)
+    );
+    CREATE TABLE output (
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX output_by_job ON output (run_id, name, stream, seq);
+    """,
+]
+
+
+def _transient(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+class SQLiteStore(Store):
+    """Runs, job ends, fingerprints and output in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=_BUSY_MS / 1000, check_same_thread=False
+            )
+            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a commit survives a crash of the process (the kill -9
+            # we promise about); only an OS crash or power loss may lose the last ones.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {str(self.path)!r}: {exc}") from exc
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        def step(db: sqlite3.Connection) -> None:
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store {str(self.path)!r} has schema version {version}, newer than "
+                    f"this jobgraph understands ({SCHEMA_VERSION}); upgrade jobgraph"
+                )
+            for script in _MIGRATIONS[version:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+        self._write(step)
+
+    def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in one immediate transaction; retry while the file is locked."""
+        delay = 0.01
+        for attempt in range(_RETRIES):
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    value = body(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return value
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if not _transient(exc) or attempt == _RETRIES - 1:
+                    raise StoreError(f"store {str(self.path)!r}: {exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        raise AssertionError("unreachable")
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {str(self.path)!r}: {exc}") from exc
+
+    # -- runs -----------------------------------------------------------------------
+
+    def create_run(self, info: RunInfo) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs").fetchone()[0]
+            db.execute(
+                "INSERT INTO runs (run_id, seq, scheduler, started_at, options, graph_digest)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    info.run_id,
+                    seq,
+                    info.scheduler,
+                    info.started_at,
+                    info.options,
+                    info.graph_digest,
+                ),
+            )
+
+        self._write(insert)
+
+    def find_run(self, scheduler: str, run_id: str) -> RunInfo | None:
+        columns = "run_id, scheduler, started_at, ended_at, exit_code, why, options, graph_digest"
+        if run_id == "last":
+            rows = self._read(
+                f"SELECT {columns} FROM runs WHERE scheduler = ? ORDER BY seq DESC LIMIT 1",
+                (scheduler,),
+            )
+        else:
+            rows = self._read(f"SELECT {columns} FROM runs WHERE run_id = ?", (run_id,))
+        return RunInfo(*rows[0]) if rows else None
+
+    def finish_run(self, run_id: str, ended_at: float, exit_code: int, why: str) -> None:
+        self._write(
+            lambda db: db.execute(
+                "UPDATE runs SET ended_at = ?, exit_code = ?, why = ? WHERE run_id = ?",
+                (ended_at, exit_code, why, run_id),
+            )
+        )
+
+    def runs(self, limit: int = 50) -> list[RunInfo]:
+        rows = self._read(
+            "SELECT run_id, scheduler, started_at, ended_at, exit_code, why, options, "
+            "graph_digest FROM runs ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        )
+        return [RunInfo(*row) for row in rows]
+
+    # -- ownership ------------------------------------------------------------------
+
+    def acquire(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+        def take(db: sqlite3.Connection) -> None:
+            row = db.execute(
+                "SELECT owner, lease_until FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no run {run_id!r} in the store")
+            holder, until = row
+            if holder is not None and holder != owner and until is not None and until > now:
+                raise RunLockedError(
+                    f"run {run_id} is being run by {holder} (lease valid for another "
+                    f"{until - now:.0f}s); wait for it to end, or for its lease to expire"
+                )
+            db.execute(
+                "UPDATE runs SET owner = ?, lease_until = ? WHERE run_id = ?",
+                (owner, now + ttl, run_id),
+            )
+
+        self._write(take)
+
+    def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+        self._write(
+            lambda db: db.execute(
+                "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ?",
+                (now + ttl, run_id, owner),
+            )
+        )
+
+    def release(self, run_id: str, owner: str) -> None:
+        self._write(
+            lambda db: db.execute(
+                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE run_id = ? AND owner = ?",
+                (run_id, owner),
+            )
+        )
+
+    # -- jobs -----------------------------------------------------------------------
+
+    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?)",
+                [(run_id, s.name, s.attempt, s.started_at) for s in starts],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        e.name,
+                        e.state,
+                        e.attempts,
+                        e.started_at,
+                        e.ended_at,
+                        e.error,
+                        e.returncode,
+                        e.result,
+                        e.fingerprint,
+                        json.dumps(e.skipped_because),
+                        e.note,
+                    )
+                    for e in ends
+                ],
+            )
+            wins = [
+                e
+                for e in ends
+                if e.fingerprint is not None and e.state in ("SUCCEEDED", "UP_TO_DATE")
+            ]
+            if wins:
+                scheduler = db.execute(
+                    "SELECT scheduler FROM runs WHERE run_id = ?", (run_id,)
+                ).fetchone()[0]
+                db.executemany(
+                    "INSERT OR REPLACE INTO successes VALUES (?, ?, ?, ?, ?)",
+                    [(scheduler, e.name, e.fingerprint, e.result, run_id) for e in wins],
+                )
+
+        if starts or ends:
+            self._write(write)
+
+    def job_ends(self, run_id: str) -> dict[str, JobEnd]:
+        rows = self._read(
+            "SELECT name, state, attempts, started_at, ended_at, error, returncode, result, "
+            "fingerprint, skipped_because, note FROM jobs WHERE run_id = ?",
+            (run_id,),
+        )
+        ends = {}
+        for row in rows:
+            end = JobEnd(*row[:9], skipped_because=json.loads(row[9]), note=row[10])
+            ends[end.name] = end
+        return ends
+
+    def last_success(self, scheduler: str, name: str) -> tuple[str, bytes | None] | None:
+        rows = self._read(
+            "SELECT fingerprint, result FROM successes WHERE scheduler = ? AND name = ?",
+            (scheduler, name),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    # -- output ---------------------------------------------------------------------
+
+    def append_output(self, run_id: str, name: str, stream: str, text: str) -> None:
+        self._write(
+            lambda db: db.execute(
+                "INSERT INTO output (run_id, name, stream, text) VALUES (?, ?, ?, ?)",
+                (run_id, name, stream, text),
+            )
+        )
+
+    def output(self, run_id: str, name: str, stream: str) -> str:
+        rows = self._read(
+            "SELECT text FROM output WHERE run_id = ? AND name = ? AND stream = ? ORDER BY seq",
+            (run_id, name, stream),
+        )
+        return "".join(row[0] for row in rows)
+
+    def integrity_check(self) -> str:
+        """SQLite's own verdict on the file (``ok`` when healthy)."""
+        return str(self._read("PRAGMA integrity_check")[0][0])
+
+    def close(self) -> None:
+        self._db.close()

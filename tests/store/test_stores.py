@@ -1,0 +1,143 @@
+"""The store contract, run against every implementation."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+import threading
+
+import pytest
+
+from jobgraph.errors import StoreError
+from jobgraph.store import (
+    JobEnd,
+    JobStart,
+    MemoryStore,
+    RunInfo,
+    RunLockedError,
+    SQLiteStore,
+    open_store,
+)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+    yield made
+    made.close()
+
+
+def run(store, run_id="r1", scheduler="build", t=1.0):
+    store.create_run(RunInfo(run_id=run_id, scheduler=scheduler, started_at=t))
+    return run_id
+
+
+def test_runs_are_listed_newest_first_and_found_by_id_or_last(store):
+    run(store, "r1")
+    run(store, "r2")
+    run(store, "x1", scheduler="other")
+    assert [r.run_id for r in store.runs()] == ["x1", "r2", "r1"]
+    assert store.find_run("build", "last").run_id == "r2"
+    assert store.find_run("build", "r1").scheduler == "build"
+    assert store.find_run("build", "nope") is None
+    assert store.find_run("missing", "last") is None
+
+
+def test_finish_run_records_the_outcome(store):
+    run(store)
+    store.finish_run("r1", 5.0, 1, "job 'a' failed: E")
+    info = store.find_run("build", "r1")
+    assert (info.ended_at, info.exit_code, info.why) == (5.0, 1, "job 'a' failed: E")
+
+
+def test_job_ends_round_trip_and_successes_keep_fingerprints(store):
+    run(store)
+    result = pickle.dumps({"rows": 12})
+    ends = [
+        JobEnd("a", "SUCCEEDED", 1, 1.0, 2.0, result=result, fingerprint="f1"),
+        JobEnd("b", "FAILED", 2, 1.0, 2.0, error="Traceback...\nValueError: x", returncode=3),
+        JobEnd("c", "SKIPPED", skipped_because=["b"]),
+    ]
+    store.record("r1", [JobStart("a", 1, 1.0)], ends)
+    back = store.job_ends("r1")
+    assert back["a"].result == result and back["a"].fingerprint == "f1"
+    assert back["b"].returncode == 3 and back["b"].attempts == 2
+    assert back["c"].skipped_because == ["b"]
+    assert store.last_success("build", "a") == ("f1", result)
+    assert store.last_success("build", "b") is None
+    assert store.last_success("other", "a") is None
+
+
+def test_a_later_success_replaces_the_fingerprint(store):
+    run(store, "r1")
+    store.record("r1", [], [JobEnd("a", "SUCCEEDED", fingerprint="f1")])
+    run(store, "r2")
+    store.record("r2", [], [JobEnd("a", "SUCCEEDED", fingerprint="f2")])
+    assert store.last_success("build", "a")[0] == "f2"
+
+
+def test_output_is_appended_in_order(store):
+    run(store)
+    store.append_output("r1", "sh", "stdout", "one\n")
+    store.append_output("r1", "sh", "stdout", "two\n")
+    store.append_output("r1", "sh", "stderr", "oops\n")
+    assert store.output("r1", "sh", "stdout") == "one\ntwo\n"
+    assert store.output("r1", "sh", "stderr") == "oops\n"
+    assert store.output("r1", "other", "stdout") == ""
+
+
+def test_lease_keeps_a_second_owner_out_until_it_expires(store):
+    run(store)
+    store.acquire("r1", "pid-1", ttl=10, now=100)
+    with pytest.raises(RunLockedError, match="r1"):
+        store.acquire("r1", "pid-2", ttl=10, now=105)
+    store.acquire("r1", "pid-1", ttl=10, now=105)  # the owner may renew by acquiring
+    store.acquire("r1", "pid-2", ttl=10, now=200)  # expired: taken over
+    store.release("r1", "pid-2")
+    store.acquire("r1", "pid-3", ttl=10, now=201)
+
+
+def test_open_store_accepts_paths_urls_and_objects(tmp_path):
+    assert open_store(None) is None
+    memory = MemoryStore()
+    assert open_store(memory) is memory
+    assert isinstance(open_store(tmp_path / "a.db"), SQLiteStore)
+    by_url = open_store(f"sqlite:///{tmp_path}/b.db")  # tmp_path is absolute: 4 slashes
+    assert isinstance(by_url, SQLiteStore) and by_url.path == tmp_path / "b.db"
+    with pytest.raises(ValueError, match="unknown store URL"):
+        open_store("redis://x")
+
+
+def test_sqlite_file_is_wal_with_a_schema_version(tmp_path):
+    SQLiteStore(tmp_path / "s.db").close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+
+
+def test_sqlite_refuses_a_newer_schema(tmp_path):
+    SQLiteStore(tmp_path / "s.db").close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="newer"):
+        SQLiteStore(tmp_path / "s.db")
+
+
+def test_sqlite_waits_out_a_writer_holding_the_lock(tmp_path):
+    store = SQLiteStore(tmp_path / "s.db")
+    run(store)
+    other = sqlite3.connect(tmp_path / "s.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    store.record("r1", [], [JobEnd("a", "SUCCEEDED")])  # blocks, then goes through
+    assert "a" in store.job_ends("r1")
+    assert store.integrity_check() == "ok"
+
+
+def test_sqlite_hard_error_is_a_store_error(tmp_path):
+    store = SQLiteStore(tmp_path / "s.db")
+    store.close()
+    with pytest.raises(StoreError):
+        store.runs()
