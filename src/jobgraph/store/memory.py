@@ -17,7 +17,6 @@ class MemoryStore(Store):
         self._success: dict[tuple[str, str], tuple[str, bytes | None]] = {}
         self._output: dict[tuple[str, str, str], list[str]] = {}
         self._leases: dict[str, tuple[str, float]] = {}
-        self._run_scheduler: dict[str, str] = {}
 
     def create_run(self, info: RunInfo) -> None:
         self._runs[info.run_id] = replace(info)
