@@ -296,8 +296,20 @@ class SQLiteStore(Store):
         )
         ends = {}
         for row in rows:
-            end = JobEnd(*row[:9], skipped_because=json.loads(row[9]), note=row[10])
-            ends[end.name] = end
+            name, state, attempts, started, ended, error, code, result, print_, skips, note = row
+            ends[name] = JobEnd(
+                name,
+                state,
+                attempts,
+                started,
+                ended,
+                error,
+                code,
+                result,
+                print_,
+                json.loads(skips),
+                note,
+            )
         return ends
 
     def last_success(self, scheduler: str, name: str) -> tuple[str, bytes | None] | None:
