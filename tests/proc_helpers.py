@@ -43,3 +43,21 @@ async def async_double(x: int) -> int:
 def fail(message: str) -> None:
     """Raise ValueError."""
     raise ValueError(message)
+
+
+class BadRow(Exception):
+    """An exception whose constructor needs two arguments: it cannot be unpickled as is."""
+
+    def __init__(self, row: int, why: str) -> None:
+        super().__init__(f"row {row}: {why}")
+
+
+def raise_bad_row() -> None:
+    """Raise an exception that pickle cannot rebuild."""
+    raise BadRow(12, "bad")
+
+
+def sleep_for(seconds: float) -> float:
+    """Sleep, then return how long."""
+    time.sleep(seconds)
+    return seconds

@@ -13,6 +13,7 @@ import heapq
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from .state import FAILURE, SUCCESS, TERMINAL, State, check_transition
 
@@ -57,14 +58,23 @@ class Core:
         self._run_if = spec.run_if or bytes(n)
         self._critical = spec.critical or bytes(n)
         self._forever = spec.forever or bytes(n)
-        self._resources = spec.resources or [None] * n
-        self._free = dict(spec.pools)
+        self._resources = (
+            [
+                {pool: Fraction(amount) for pool, amount in wanted.items()} if wanted else None
+                for wanted in spec.resources
+            ]
+            if spec.resources
+            else [None] * n
+        )
+        # Exact arithmetic: floats taken and given back would drift (0.1 + 0.2 ...).
+        self._free = {pool: Fraction(size) for pool, size in spec.pools.items()}
         self._blocked: dict[str, list[int]] = {}
         self._window = spec.window
         self._running = 0  # jobs holding a window slot (forever jobs hold none)
         self._contended = spec.window is not None or any(self._resources)
         self._rank = spec.rank
         self._heap: list[tuple[tuple[float, ...], int]] = []
+        self._forever_ready: list[int] = []
         self._fifo: deque[int] = deque()
         self.unfinished = n - sum(1 for f in self._forever if f)
         self.forever_alive = 0
@@ -165,10 +175,12 @@ class Core:
         self._push(i)
 
     def _push(self, i: int) -> None:
-        if self._contended:
-            heapq.heappush(self._heap, (self._rank[i] if self._rank else (0.0,), i))
-        else:
+        if not self._contended:
             self._fifo.append(i)
+        elif self._forever[i]:
+            self._forever_ready.append(i)  # they take no slot: no need to queue by rank
+        else:
+            heapq.heappush(self._heap, (self._rank[i] if self._rank else (0.0,), i))
 
     def _to_running(self, i: int) -> None:
         self._set(i, _RUNNING)
@@ -182,7 +194,7 @@ class Core:
             self._running += 1
 
     def _dispatch_contended(self) -> list[int]:
-        batch: list[int] = []
+        batch = self._dispatch_forever() if self._forever_ready else []
         heap, window = self._heap, self._window
         while heap and (window is None or self._running < window):
             _, i = heapq.heappop(heap)
@@ -195,25 +207,21 @@ class Core:
             self._take(i)
             self._to_running(i)
             batch.append(i)
-        if window is not None and self._running >= window:
-            # Forever jobs take no slot: let them through even with a full window.
-            batch.extend(self._dispatch_forever())
         return batch
 
     def _dispatch_forever(self) -> list[int]:
-        started = []
-        rest = []
-        for entry in self._heap:
-            i = entry[1]
-            if self._forever[i] and self.state[i] is _READY and self._short_pool(i) is None:
+        """Forever jobs take no window slot: they start as soon as their pools allow."""
+        started, waiting = [], []
+        for i in self._forever_ready:
+            if self.state[i] is not _READY:
+                continue
+            if self._short_pool(i) is None:
                 self._take(i)
                 self._to_running(i)
                 started.append(i)
             else:
-                rest.append(entry)
-        if started:
-            heapq.heapify(rest)
-            self._heap = rest
+                waiting.append(i)
+        self._forever_ready = waiting
         return started
 
     def _short_pool(self, i: int) -> str | None:
@@ -240,7 +248,8 @@ class Core:
             for pool, amount in wanted.items():
                 self._free[pool] += amount
                 for j in self._blocked.pop(pool, ()):
-                    self._push(j)
+                    if self.state[j] is _READY:
+                        self._push(j)
 
     def _end(self, i: int, state: State) -> None:
         self._set(i, state)
@@ -255,8 +264,8 @@ class Core:
 
     def _notify(self, i: int, state: State) -> None:
         """Tell job ``i``'s dependents that it ended (or, for forever jobs, started)."""
-        if state is _CANCELLED:
-            return  # only an abort cancels: its dependents end CANCELLED in cancel_rest
+        if state is _CANCELLED and self.aborted is not None:
+            return  # the run is aborting: its dependents end CANCELLED in cancel_rest
         ok = state in SUCCESS
         for j in self.succs[i]:
             if self.state[j] is not _PENDING:

@@ -21,7 +21,7 @@ from .errors import (
     PicklingError,
     ResourceError,
 )
-from .job import FUNCTION, Job
+from .job import CORO_FUNCTION, FUNCTION, Job
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
@@ -112,9 +112,15 @@ def _names(jobs: list[Job]) -> dict[str, int]:
                 raise DuplicateNameError(job._name)
             by_name[job._name] = job._index
     suffix: dict[str, int] = {}
+    bases: dict[int, str] = {}  # many jobs share one function: derive its name once
     for job in jobs:
         if job._name is None:
-            base = job._default_name()
+            key = id(job._fn) if job._kind <= CORO_FUNCTION else -1
+            base = bases.get(key) if key != -1 else None
+            if base is None:
+                base = job._default_name()
+                if key != -1:
+                    bases[key] = base
             n = suffix.get(base, 1)
             name = base if n == 1 else f"{base}-{n}"
             while name in by_name:
@@ -140,35 +146,29 @@ def _edges(
 ) -> tuple[list[list[int]], dict[int, list[Job]]]:
     reqs: list[list[int]] = []
     external: dict[int, list[Job]] = {}
+    outside_names = {j.name for j in external_ok}
     empty: list[int] = []
+    n = len(jobs)
     for i, job in enumerate(jobs):
-        wanted = job._requires
-        if not wanted and not job._data_deps:
+        wanted, data = job._requires, job._data_deps
+        if not wanted and not data:
             reqs.append(empty)
             continue
         row: list[int] = []
-        for req in (*wanted, *job._data_deps):
-            r = _resolve(scheduler, job, req, jobs, by_name)
-            if r is None:
-                if req in external_ok:
-                    external.setdefault(i, []).append(req)
-                    continue
-                _missing(scheduler, job, req, by_name)
-            elif r not in row:
+        for req in (*wanted, *data) if data else wanted:
+            r = -1 if isinstance(req, str) else req._index
+            if not (0 <= r < n and jobs[r] is req):
+                found = by_name.get(req) if isinstance(req, str) else None
+                if found is None:
+                    if req in external_ok or req in outside_names:
+                        external.setdefault(i, []).append(req)  # type: ignore[arg-type]
+                        continue
+                    _missing(scheduler, job, req, by_name)
+                r = found  # type: ignore[assignment]
+            if r not in row:
                 row.append(r)
         reqs.append(row)
     return reqs, external
-
-
-def _resolve(
-    scheduler: Scheduler, job: Job, req: Job | str, jobs: list[Job], by_name: dict[str, int]
-) -> int | None:
-    if isinstance(req, str):
-        return by_name.get(req)
-    i = req._index
-    if 0 <= i < len(jobs) and jobs[i] is req:
-        return i
-    return None
 
 
 def _missing(scheduler: Scheduler, job: Job, req: Job | str, by_name: Mapping[str, int]) -> None:
@@ -198,6 +198,42 @@ def check_resources(plan: Plan, pools: Mapping[str, float] | None) -> None:
                 raise ResourceError(
                     f"job {job.name!r} asks for {amount} {pool!r} but the pool holds only "
                     f"{pools[pool]}: it could never start"
+                )
+    _check_forever_holdings(plan, pools)
+
+
+def _check_forever_holdings(plan: Plan, pools: Mapping[str, float]) -> None:
+    """Forever jobs hold their units to the end: what is left must fit the other jobs."""
+    held: dict[str, float] = {}
+    for job in plan.jobs:
+        if job.forever:
+            for pool, amount in (job.resources or {}).items():
+                held[pool] = held.get(pool, 0) + amount
+    if not held:
+        return
+    for job in plan.jobs:
+        for pool, amount in (job.resources or {}).items():
+            left = pools[pool] - held.get(pool, 0)
+            if not job.forever and amount > left:
+                raise ResourceError(
+                    f"job {job.name!r} asks for {amount} {pool!r}, but forever jobs hold "
+                    f"{held[pool]} of the {pools[pool]} until the run ends: it would wait "
+                    f"forever"
+                )
+
+
+def check_outside_results(plan: Plan) -> None:
+    """A subgraph job that takes the result of a job outside it needs that result."""
+    for i, outside in plan.external.items():
+        for dep in outside:
+            if (
+                isinstance(dep, Job)
+                and dep in plan.jobs[i]._data_deps
+                and not (dep.state.is_success)
+            ):
+                raise MissingDependencyError(
+                    f"job {plan.jobs[i].name!r} takes the result of {dep.name!r}, which is "
+                    f"outside the subgraph and has no result"
                 )
 
 

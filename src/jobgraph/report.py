@@ -54,9 +54,8 @@ class JobRecord:
 
     @property
     def first_error_line(self) -> str:
-        """The last line of the error text (``ValueError: bad row 12``), or ''."""
-        lines = (self.error or "").strip().splitlines()
-        return lines[-1] if lines else ""
+        """The final exception's first line (``ValueError: bad row 12``), or ''."""
+        return summary_line(self.error)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data (see docs/report-schema.md)."""
@@ -74,6 +73,18 @@ class JobRecord:
             "result": self.result,
             "note": self.note,
         }
+
+
+def summary_line(error: str | None) -> str:
+    """The first line of the last exception in a traceback text.
+
+    A traceback ends with the exception block (``Type: message``, possibly more lines of
+    message) after its last indented frame line; a text without frames is its own block.
+    """
+    lines = (error or "").strip().splitlines()
+    last_frame = max((k for k, line in enumerate(lines) if line.startswith("  ")), default=-1)
+    block = lines[last_frame + 1 :]
+    return block[0] if block else (lines[-1] if lines else "")
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -118,8 +129,9 @@ def _walk(runner: Runner, only_bad: bool) -> list[JobRecord]:
     """
     records: list[JobRecord] = []
     jobs, states = runner.jobs, runner.core.state
+    causes = runner.core.causes
     for i in runner.plan.order:
-        if not only_bad or _is_bad(states[i], jobs[i].forever):
+        if not only_bad or _is_bad(states[i], jobs[i].forever, causes[i]):
             records.append(_record(runner, i, ""))
         nested = runner.nested.get(i)
         if nested is not None:
@@ -129,9 +141,21 @@ def _walk(runner: Runner, only_bad: bool) -> list[JobRecord]:
     return records
 
 
-def _is_bad(state: State, forever: bool) -> bool:
-    """True for an end that makes a run not ok (a forever job may end cancelled)."""
+def _any_bad(runner: Runner) -> bool:
+    """Cheap test first: a run where every job succeeded has no bad record to look for."""
+    settled = sum(n for state, n in Counter(runner.core.state).items() if state in SUCCESS)
+    return settled != len(runner.jobs) or bool(runner.nested)
+
+
+def _is_bad(state: State, forever: bool, causes: tuple[str, ...]) -> bool:
+    """True for an end that makes a run not ok.
+
+    A forever job may end cancelled. A job skipped with no failure behind it (an alert
+    with ``run_if="failure"`` on a run where nothing failed) is not a problem either.
+    """
     if state in SUCCESS:
+        return False
+    if state is State.SKIPPED and not causes:
         return False
     return not forever or state in FAILURE
 
@@ -158,6 +182,7 @@ class Report:
         reason: str | None = None,
         run_id: str | None = None,
         abort_cause: str | None = None,
+        notes: list[str] | None = None,
     ) -> None:
         self._records = records  # a list, or a callable that builds it on first use
         self._counts = counts
@@ -168,6 +193,7 @@ class Report:
         self.reason = reason
         self.run_id = run_id
         self.abort_cause = abort_cause
+        self.notes = notes or []  # things worth knowing about the run as a whole
 
     @classmethod
     def from_run(cls, runner: Runner) -> Report:
@@ -175,12 +201,14 @@ class Report:
         return cls(
             records=lambda: _walk(runner, only_bad=False),
             counts=_counts(runner),
-            bad=_walk(runner, only_bad=True),
+            bad=_walk(runner, only_bad=True) if _any_bad(runner) else [],
             started_at=runner.started_at,
             ended_at=runner.ended_at,
             stop_kind=runner.stop_kind,
             reason=runner.reason,
             abort_cause=runner.core.abort_cause,
+            run_id=runner.rec.run_id,
+            notes=[runner.rec.note] if runner.rec.note and runner.parent is None else [],
         )
 
     # -- the outcome ----------------------------------------------------------------
@@ -266,6 +294,7 @@ class Report:
             "exit_code": self.exit_code,
             "why": self.why(),
             "counts": {state.name: n for state, n in self.counts.items()},
+            "notes": list(self.notes),
             "jobs": [record.to_dict() for record in self.jobs],
         }
 

@@ -1,33 +1,32 @@
-"""The asyncio driver: feeds events to the core and starts job bodies.
+"""The asyncio driver: feeds events to the core, starts bodies, records to the store.
 
-The loop reads as prose: while the run is not finished, start what the core says is
-ready, wait for something to end, and record it. Job bodies run where their kind
-belongs: coroutines on this loop (their first step eagerly, so a coroutine that never
-suspends costs no task), plain functions in a thread pool or a worker process, shell
-commands as subprocesses in their own process group, nested schedulers as their own run.
+The loop reads as prose: while the run is not finished, commit what ended, start what
+the core says is ready, wait for something to end. Bodies are started and stopped by
+:class:`~jobgraph.bodies.BodyStarter`; what is recorded goes through a
+:class:`~jobgraph.recorder.Recorder`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import gc
-import math
+import json
+import pickle
 import signal
 import threading
 import time
 import traceback
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from . import fingerprint as _fp
 from . import plan as _plan
+from .bodies import Attempt, BodyStarter, Pools, seconds
 from .core import RUN_IF_CODES, Core, Spec
-from .errors import JobError, MissingDependencyError
-from .executors.process import WorkerPool
-from .executors.shell import kill_all_groups, run_shell
-from .job import CORO_FUNCTION, CORO_OBJECT, FUNCTION, SCHEDULER, SHELL, Job
+from .errors import JobError, StoreError
+from .executors.shell import kill_all_groups
+from .job import CORO_OBJECT, SHELL, Job
+from .recorder import LEASE_SECONDS, Recorder, Resumed, job_end
 from .state import State
 
 if TYPE_CHECKING:
@@ -35,54 +34,12 @@ if TYPE_CHECKING:
     from .scheduler import Scheduler
 
 _SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
-_CANCELLED = State.CANCELLED
+_CANCELLED, _UP_TO_DATE = State.CANCELLED, State.UP_TO_DATE
 _now = time.time
 _FREEZE_AT = 10_000  # graphs from this size on are hidden from the cyclic GC while running
 
 
-class Attempt:
-    """One start of a job's body that has not ended yet."""
-
-    __slots__ = ("cancelled", "future", "pool", "timed_out", "timer")
-
-    def __init__(self) -> None:
-        self.future: asyncio.Future[Any] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.pool: WorkerPool | None = None  # set when the body runs in a worker process
-        self.timed_out = False
-        self.cancelled = False
-
-
-class Resources:
-    """Pools shared by a run and its nested runs (threads, worker processes)."""
-
-    def __init__(self) -> None:
-        self._threads: ThreadPoolExecutor | None = None
-        self._processes: WorkerPool | None = None
-
-    @property
-    def threads(self) -> ThreadPoolExecutor:
-        """The thread pool, started on first use."""
-        if self._threads is None:
-            self._threads = ThreadPoolExecutor(thread_name_prefix="jobgraph")
-        return self._threads
-
-    @property
-    def processes(self) -> WorkerPool:
-        """The worker-process pool, started on first use."""
-        if self._processes is None:
-            self._processes = WorkerPool()
-        return self._processes
-
-    def close(self) -> None:
-        """Stop the pools; threads that were abandoned (soft timeouts) are not waited for."""
-        if self._threads is not None:
-            self._threads.shutdown(wait=False, cancel_futures=True)
-        if self._processes is not None:
-            self._processes.close()
-
-
-class Runner:
+class Runner(BodyStarter):
     """Runs one scheduler's graph once."""
 
     def __init__(
@@ -119,77 +76,88 @@ class Runner:
         self.executor = (
             scheduler.executor if executor is ... else _opt.check_executor(owner, executor)
         )
-        chosen_store = scheduler.store if store is ... else store
-        if chosen_store is not None or resume is not None or force not in (None, False):
-            raise NotImplementedError(
-                "stores, resume and force are not available in this version of jobgraph"
-            )
         self.kill_grace = scheduler.kill_grace if kill_grace is None else kill_grace
         self.parent = parent
         self.handle_sigint = handle_sigint
-        self.shared: Resources = parent.shared if parent is not None else Resources()
+        self.resume = resume
+        self.force = force
+        self.shared: Pools = parent.shared if parent is not None else Pools()
+        self.prefix = ""  # "outer/" for the jobs of a nested scheduler, in the store
+        self.parent_name = ""
+        self._beat: asyncio.TimerHandle | None = None
+        self._report: Report | None = None
+        self.store_spec = scheduler.store if store is ... else store
         self.reason: str | None = None  # why the run stopped early: see Report.why()
         self.stop_kind: str | None = None  # "critical", "timeout", "interrupted", "cancelled"
+        self.store_error: StoreError | None = None
         self.nested: dict[int, Report] = {}
         self._active: dict[int, Attempt] = {}
         self._retry_timers: dict[int, asyncio.TimerHandle] = {}
         self._waker: asyncio.Future[None] | None = None
         self._interrupts = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._resumed: dict[int, Resumed] = {}
+        self._prints: dict[int, tuple[str | None, dict[str, Any]]] = {}
+        self._digests: dict[int, str | None] = {}
+        self._pickled: dict[int, bytes] = {}
 
     # -- the run --------------------------------------------------------------------
 
     async def run(self) -> Report:
-        """Validate, run every job to a terminal state, and build the report."""
+        """Validate, run every job to a terminal state, record it, and build the report."""
         self.plan = plan = self._validate()
         self.jobs = plan.jobs
-        self.core = core = Core(self._spec(plan))
         self.loop = asyncio.get_running_loop()
+        self.rec = self._open_recorder(plan)
+        self.core = core = Core(self._spec(plan))
         self.started_at = _now()
-        pending = State.PENDING
-        for job in plan.jobs:
-            if job._attempts or job._state is not pending:
-                job._reset()  # ran before: start clean
-            job._run = core
-        timer = self._arm_global_timeout()
+        self._reset_jobs(plan)
+        self._timer = self._arm_global_timeout()
         sigint = self._install_sigint()
         frozen = self.parent is None and len(plan.jobs) >= _FREEZE_AT
         if frozen:
             # The graph is built: keep the cyclic collector from re-traversing it on
             # every full collection during the run (quadratic-looking at a million jobs).
             gc.freeze()
+        heartbeat = self._heartbeat()
         try:
             core.start()
-            self._stamp_ended()
+            self._collect_ended()
             await self._drive()
         except asyncio.CancelledError:
             self._abort("cancelled", "cancelled")
             await self._settle()
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
-            if sigint:
-                self.loop.remove_signal_handler(signal.SIGINT)
-            if frozen:
-                gc.unfreeze()
-            self.ended_at = _now()
-            self._finalize()
+            self._close(heartbeat, sigint, frozen)
+        if self.store_error is not None:
+            raise self.store_error
         return self.report()
 
     async def _drive(self) -> None:
-        """While the run is not finished: start what is ready, wait, record."""
+        """While the run is not finished: commit, start what is ready, wait, record."""
         core = self.core
         while not core.finished:
+            self._flush()
             if core.aborted is not None:
                 await self._settle()
                 return
             ready = core.dispatch()
             if ready:
-                for i in ready:
-                    self._start(i)
+                self._start_all(ready)
                 continue
             await self._next_event()
+        if self._timer is not None:
+            self._timer.cancel()  # stopping forever jobs is not part of the run's time
         await self._stop_forever_jobs()
+
+    def _start_all(self, ready: list[int]) -> None:
+        core = self.core
+        for i in ready:
+            if core.aborted is not None:
+                core.finish(i, _CANCELLED)  # never started: the run was aborted meanwhile
+            else:
+                self._start(i)
 
     async def _settle(self) -> None:
         """After an abort: stop what runs, wait for it to end, cancel the rest."""
@@ -200,15 +168,16 @@ class Runner:
             handle.cancel()
         self._retry_timers.clear()
         self.core.cancel_rest()
-        self._stamp_ended()
+        self._collect_ended()
+        self._flush()
 
     async def _stop_forever_jobs(self) -> None:
-        for attempt in list(self._active.values()):
-            self._stop(attempt)
+        self._cancel_running(forever_only=True)
         while self._active:
             await self._next_event()
         self.core.cancel_rest()
-        self._stamp_ended()
+        self._collect_ended()
+        self._flush()
 
     async def _next_event(self) -> None:
         waker = self._waker = self.loop.create_future()
@@ -219,25 +188,32 @@ class Runner:
         if waker is not None and not waker.done():
             waker.set_result(None)
 
-    # -- validation and set-up ------------------------------------------------------
+    # -- set-up ---------------------------------------------------------------------
 
     def _validate(self) -> _plan.Plan:
-        plan = self.scheduler.plan()
-        plan.claim()
-        _plan.check_resources(plan, self.pools)
-        _plan.check_picklable(plan, self.executor)
-        for i, outside in plan.external.items():
-            for dep in outside:
-                if dep in plan.jobs[i]._data_deps and not dep.state.is_success:
-                    raise MissingDependencyError(
-                        f"job {plan.jobs[i].name!r} takes the result of {dep.name!r}, which "
-                        f"is outside the subgraph and has no result"
-                    )
-        for job in plan.jobs:
-            if job._kind == SCHEDULER:
-                job.validate()  # type: ignore[attr-defined]
+        plan = self.scheduler.validate_for(self.pools, self.executor)
         plan.claim()  # nested validation may have re-planned shared jobs
         return plan
+
+    def _open_recorder(self, plan: _plan.Plan) -> Recorder:
+        if self.parent is not None:
+            self.prefix = self.parent.prefix + self.parent_name + "/"
+            rec = self.parent.rec
+            self._resumed = rec.resumed_nested(plan, self.prefix)
+            return rec
+        rec = Recorder(self.scheduler, self.store_spec)
+        options = {"window": self.window, "timeout": self.timeout, "force": self.force}
+        self._resumed = rec.begin(plan, self.resume, options)
+        return rec
+
+    def _reset_jobs(self, plan: _plan.Plan) -> None:
+        core, pending, resumed = self.core, State.PENDING, self._resumed
+        for i, job in enumerate(plan.jobs):
+            if job._attempts or job._state is not pending:
+                job._reset()  # ran before: start clean
+            job._run = core
+            if i in resumed:
+                job._result = resumed[i].result
 
     def _spec(self, plan: _plan.Plan) -> Spec:
         jobs = plan.jobs
@@ -253,13 +229,28 @@ class Runner:
             rank=_ranks(plan) if contended else (),
             window=self.window,
             pools=self.pools,
+            done={i: _UP_TO_DATE for i in self._resumed},
         )
 
     def _arm_global_timeout(self) -> asyncio.TimerHandle | None:
         if self.timeout is None:
             return None
-        reason = f"timed out after {_seconds(self.timeout)}"
+        reason = f"timed out after {seconds(self.timeout)}"
         return self.loop.call_later(self.timeout, self._abort, "timeout", reason)
+
+    def _heartbeat(self) -> asyncio.TimerHandle | None:
+        if self.parent is not None or not self.rec.durable:
+            return None
+
+        def beat() -> None:
+            try:
+                self.rec.renew()
+            except StoreError as exc:
+                self._store_failed(exc)
+            self._beat = self.loop.call_later(LEASE_SECONDS / 3, beat)
+
+        self._beat = self.loop.call_later(LEASE_SECONDS / 3, beat)
+        return self._beat
 
     def _install_sigint(self) -> bool:
         if not self.handle_sigint or threading.current_thread() is not threading.main_thread():
@@ -270,6 +261,20 @@ class Runner:
             return False
         return True
 
+    def _close(self, heartbeat: Any, sigint: bool, frozen: bool) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._beat is not None:
+            self._beat.cancel()
+        if sigint:
+            self.loop.remove_signal_handler(signal.SIGINT)
+        if frozen:
+            gc.unfreeze()
+        self.ended_at = _now()
+        self._finalize()
+
+    # -- stopping the run -----------------------------------------------------------
+
     def _interrupt(self) -> None:
         """First Ctrl-C: stop gracefully and report. Second: stop everything now."""
         self._interrupts += 1
@@ -277,7 +282,8 @@ class Runner:
         if self._interrupts > 1:
             kill_all_groups()
             for i, attempt in list(self._active.items()):
-                self._stop(attempt)
+                attempt.cancelled = True
+                self._stop(i, attempt)
                 self._ended(i, _CANCELLED, note="killed by a second interrupt")
 
     def _abort(self, kind: str, reason: str) -> None:
@@ -286,85 +292,76 @@ class Runner:
         self.core.abort(reason)
         self._wake()
 
-    # -- starting bodies ------------------------------------------------------------
+    def _store_failed(self, exc: StoreError) -> None:
+        """A hard store error: stop the run; it ends with the error, never as a success."""
+        if self.store_error is None:
+            self.store_error = exc
+        self._abort("store", f"store error: {exc}")
+
+    def _flush(self) -> None:
+        if self.store_error is not None:
+            return
+        try:
+            self.rec.flush()
+        except StoreError as exc:
+            self._store_failed(exc)
+
+    # -- starting -------------------------------------------------------------------
 
     def _start(self, i: int) -> None:
         job = self.jobs[i]
+        if job._kind != CORO_OBJECT and _fp.is_cached(job) and self._up_to_date(i, job):
+            return
         job._attempts += 1
         job._t0 = _now()
+        self.rec.started(self.prefix + job.name, job._attempts, job._t0)
         try:
             args, kwargs = _arguments(job)
-            kind = job._kind
-            if kind == CORO_FUNCTION:
-                self._step(i, job, job._fn(*args, **kwargs))
-            elif kind == FUNCTION:
-                self._start_function(i, job, args, kwargs)
-            elif kind == CORO_OBJECT:
-                self._start_coroutine_object(i, job)
-            elif kind == SHELL:
-                self._watch(i, job, self.loop.create_task(run_shell(job, self.kill_grace)))  # type: ignore[arg-type]
-            else:
-                self._watch(i, job, self.loop.create_task(self._run_nested(i, job)))
+            self._start_body(i, job, args, kwargs)
         except Exception as exc:
             self._ended(i, _FAILED, exc=exc)
 
-    def _step(self, i: int, job: Job, coro: Any) -> None:
-        """Run a coroutine's first step now; only one that suspends gets a task."""
-        context = contextvars.copy_context()
-        try:
-            yielded = context.run(coro.send, None)
-        except StopIteration as stop:
-            self._ended(i, _SUCCEEDED, result=stop.value)
-            return
-        except Exception as exc:
-            self._ended(i, _FAILED, exc=exc)
-            return
-        task = context.run(self.loop.create_task, _Resume(coro, yielded).wait())
-        self._watch(i, job, task)
+    def _up_to_date(self, i: int, job: Job) -> bool:
+        """Decide from the fingerprint whether a cached job can be skipped."""
+        name = self.prefix + job.name
+        requires = {self.jobs[r].name: self._digest(r) for r in self.plan.reqs[i]}
+        known = self.rec.remembered(name)
+        parts = _fp.parts_of(job, requires, known.parts if known else None)
+        print_ = _fp.fingerprint(parts)
+        self._prints[i] = (print_, parts)
+        forced = self.force is True or (
+            isinstance(self.force, (list, tuple, set)) and job.name in self.force
+        )
+        if forced or known is None or print_ is None or print_ != known.fingerprint:
+            return False
+        if _fp.missing_outputs(job):
+            return False
+        job._result = known.result
+        job._t0 = job._t1 = _now()
+        self.core.finish(i, _UP_TO_DATE)
+        self._collect_ended()
+        return True
 
-    def _start_coroutine_object(self, i: int, job: Job) -> None:
-        import inspect
+    def _digest(self, r: int) -> str | None:
+        if r not in self._digests:
+            job = self.jobs[r]
+            ok = self.core.state[r] in (_SUCCEEDED, _UP_TO_DATE)
+            self._digests[r] = _fp.try_digest(job._result) if ok else None
+        return self._digests[r]
 
-        coro = job._fn
-        if inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
-            raise RuntimeError(
-                f"job {job.name!r} holds a coroutine object that has already run; a coroutine "
-                f"can run once: pass the async function (and its arguments) to run it again"
-            )
-        self._step(i, job, coro)
-
-    def _start_function(self, i: int, job: Job, args: Any, kwargs: Any) -> None:
-        if _plan.needs_process(job, self.executor):
-            pool = self.shared.processes
-            attempt = self._watch(i, job, pool.submit(job._fn, args, kwargs))
-            attempt.pool = pool
-            return
-        call = functools.partial(job._fn, *args, **kwargs)
-        chosen = job.executor if job.executor is not None else self.executor
-        if chosen is not None and not isinstance(chosen, str):
-            # Any concurrent.futures-style executor: submit(fn) -> Future.
-            self._watch(i, job, asyncio.wrap_future(chosen.submit(call), loop=self.loop))
-            return
-        context = contextvars.copy_context()
-        future = self.loop.run_in_executor(self.shared.threads, context.run, call)
-        self._watch(i, job, future)
-
-    def _watch(self, i: int, job: Job, future: asyncio.Future[Any]) -> Attempt:
-        attempt = Attempt()
-        attempt.future = future
-        self._active[i] = attempt
-        if job.timeout is not None:
-            attempt.timer = self.loop.call_later(job.timeout, self._time_out, i, attempt)
-        future.add_done_callback(functools.partial(self._future_done, i, attempt))
-        return attempt
+    def _nested_body(self, i: int, job: Job) -> Any:
+        return self._run_nested(i, job)
 
     async def _run_nested(self, i: int, job: Job) -> Report:
         inner = Runner(
-            job,  # type: ignore[arg-type]  # SCHEDULER jobs are schedulers
+            job,  # type: ignore[arg-type]  # a SCHEDULER job is a Scheduler
             timeout=None,
             parent=self,
+            kill_grace=self.kill_grace,
+            force=self.force,
             executor=job.executor if job.executor is not None else self.executor,
         )
+        inner.parent_name = job.name
         try:
             report = await inner.run()
         finally:
@@ -374,51 +371,7 @@ class Runner:
             raise JobError(f"nested scheduler {job.name!r}: {report.why()}", job.name)
         return report
 
-    # -- ending attempts ------------------------------------------------------------
-
-    def _future_done(self, i: int, attempt: Attempt, future: asyncio.Future[Any]) -> None:
-        if self._active.get(i) is not attempt:
-            return  # this attempt was already recorded (soft timeout, forced stop)
-        if attempt.timed_out:
-            self._ended(i, _TIMED_OUT, exc=self._timeout_error(i))
-        elif attempt.cancelled or future.cancelled():
-            self._ended(i, _CANCELLED)
-        elif future.exception() is not None:
-            self._ended(i, _FAILED, exc=future.exception())
-        else:
-            self._ended(i, _SUCCEEDED, result=future.result())
-
-    def _time_out(self, i: int, attempt: Attempt) -> None:
-        attempt.timed_out = True
-        if self._stop(attempt):
-            note = (
-                "the function ran in a thread (or an executor that cannot stop it): it was "
-                "abandoned and may still be running"
-            )
-            self._ended(i, _TIMED_OUT, exc=self._timeout_error(i), note=note)
-
-    def _timeout_error(self, i: int) -> TimeoutError:
-        job = self.jobs[i]
-        return TimeoutError(f"job {job.name!r} timed out after {_seconds(job.timeout or 0)}")
-
-    def _stop(self, attempt: Attempt) -> bool:
-        """Stop an attempt's body. True when it cannot be stopped (a thread) and is abandoned."""
-        future = attempt.future
-        if attempt.pool is not None and future is not None:
-            attempt.pool.kill(future)
-            return False
-        if isinstance(future, asyncio.Task):
-            future.cancel()
-            return False
-        if future is not None:
-            future.cancel()  # a call still queued in its pool will not start
-        return True
-
-    def _cancel_running(self) -> None:
-        for i, attempt in list(self._active.items()):
-            attempt.cancelled = True
-            if self._stop(attempt):
-                self._ended(i, _CANCELLED, note="the thread could not be stopped and was abandoned")
+    # -- ending ---------------------------------------------------------------------
 
     def _ended(
         self,
@@ -435,6 +388,8 @@ class Runner:
             attempt.timer.cancel()
         job = self.jobs[i]
         job._t1 = _now()
+        if state is _SUCCEEDED and self.rec.durable:
+            state, exc = self._keep_result(i, job, result)
         if exc is not None:
             job._exception = exc
             job._error = _error_text(exc)
@@ -442,22 +397,65 @@ class Runner:
         if (state is _FAILED or state is _TIMED_OUT) and self._may_retry(job):
             self._retry(i, job)
         else:
-            job._result = result
+            job._result = result if state is _SUCCEEDED else None
             self.core.finish(i, state)
-            self._stamp_ended()
+            self._collect_ended()
             if self.core.aborted is not None and self.reason is None:
                 self.reason, self.stop_kind = self.core.aborted, "critical"
         self._wake()
 
-    def _stamp_ended(self) -> None:
-        """Give jobs the core ended without running (skipped, cancelled) their end time."""
+    def _keep_result(self, i: int, job: Job, result: Any) -> tuple[State, Exception | None]:
+        """Pickle a result for the store; one that cannot be pickled fails the job."""
+        try:
+            self._pickled[i] = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            error = TypeError(
+                f"the result of job {job.name!r} ({type(result).__name__}) "
+                f"cannot be stored: {type(exc).__name__}: {exc}"
+            )
+            error.__cause__ = exc
+            return _FAILED, error
+        return _SUCCEEDED, None
+
+    def _collect_ended(self) -> None:
+        """Stamp and record every job the core ended since the last call."""
         ended = self.core.collect()
-        if ended:
-            now = _now()
-            for j in ended:
-                job = self.jobs[j]
-                if job._t1 is None:
-                    job._t1 = now
+        if not ended:
+            return
+        now, rec, jobs, states = _now(), self.rec, self.jobs, self.core.state
+        durable = rec.durable
+        for j in ended:
+            job = jobs[j]
+            if job._t1 is None:
+                job._t1 = now
+            if j in self._resumed:
+                continue  # already recorded as a success of the run being resumed
+            print_ = self._prints.get(j)
+            if (
+                print_ is not None
+                and print_[0] is not None
+                and states[j] in (_SUCCEEDED, _UP_TO_DATE)
+            ):
+                rec.remember(self.prefix + job.name, print_[0], print_[1], job._result)
+            if durable:
+                self._record(j, job, states[j], print_)
+
+    def _record(
+        self, j: int, job: Job, state: State, print_: tuple[str | None, dict[str, Any]] | None
+    ) -> None:
+        name = self.prefix + job.name
+        success = state is _SUCCEEDED or state is _UP_TO_DATE
+        fingerprint = print_[0] if print_ is not None and success else None
+        parts = json.dumps(print_[1]) if fingerprint is not None and print_ else None
+        result = self._pickled.pop(j, None)
+        if state is _UP_TO_DATE and result is None:
+            result = pickle.dumps(job._result)
+        self.rec.ended(job_end(job, state, name, result, fingerprint, parts))
+        if job._kind == SHELL and job._stdout is not None:
+            try:
+                self.rec.output(name, job.stdout(), job.stderr())
+            except StoreError as exc:
+                self._store_failed(exc)
 
     def _may_retry(self, job: Job) -> bool:
         return job._attempts <= job.retries and self.core.aborted is None
@@ -485,45 +483,25 @@ class Runner:
                 job._fn.close()  # never started: avoid "coroutine was never awaited"
         if self.parent is None:
             self.shared.close()
+            self._finish_record()
+
+    def _finish_record(self) -> None:
+        try:
+            if self.store_error is None:
+                report = self.report()
+                self.rec.finish(self.ended_at, report.exit_code, report.why())
+        except StoreError as exc:
+            self.store_error = exc
+        finally:
+            self.rec.close()
 
     def report(self) -> Report:
         """The report of this run (valid once it has ended)."""
         from .report import Report
 
-        return Report.from_run(self)
-
-
-class _Resume:
-    """Carries on a coroutine whose first step already ran (see ``Runner._step``)."""
-
-    __slots__ = ("coro", "yielded")
-
-    def __init__(self, coro: Any, yielded: Any) -> None:
-        self.coro = coro
-        self.yielded = yielded
-
-    def __await__(self) -> Any:
-        coro, value = self.coro, self.yielded
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # a cancellation travels into the coroutine
-                try:
-                    value = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    value = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-    async def wait(self) -> Any:
-        """A coroutine that awaits the rest of the job's coroutine (for a Task)."""
-        return await self
+        if self._report is None:
+            self._report = Report.from_run(self)
+        return self._report
 
 
 def _arguments(job: Job) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
@@ -533,18 +511,27 @@ def _arguments(job: Job) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
 
 
 def _substitute(value: Any) -> Any:
-    """Replace the jobs inside an argument by their results."""
+    """Replace the jobs inside an argument by their results, keeping container types."""
     if isinstance(value, Job):
         return value.result()
-    if isinstance(value, tuple):
-        return tuple(_substitute(v) for v in value)
-    if isinstance(value, list):
-        return [_substitute(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return type(value)(_substitute(v) for v in value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_substitute(v) for v in value]
+        if hasattr(value, "_fields"):
+            return type(value)(*items)  # a named tuple
+        return _rebuild(value, items)
     if isinstance(value, dict):
-        return {k: _substitute(v) for k, v in value.items()}
+        return _rebuild(value, {k: _substitute(v) for k, v in value.items()})
     return value
+
+
+def _rebuild(original: Any, content: Any) -> Any:
+    try:
+        return type(original)(content)
+    except Exception:  # a subclass with another constructor: fall back to its builtin base
+        for base in (list, tuple, set, frozenset, dict):
+            if isinstance(original, base):
+                return base(content)
+        raise
 
 
 def _ranks(plan: _plan.Plan) -> list[tuple[float, ...]]:
@@ -557,7 +544,3 @@ def _ranks(plan: _plan.Plan) -> list[tuple[float, ...]]:
 
 def _error_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}s" if math.isfinite(value) else str(value)

@@ -28,7 +28,7 @@ class Scheduler(Job):
     ``outer/inner`` in reports.
     """
 
-    __slots__ = ("_jobs", "_plan", "_version", "kill_grace", "pools", "store", "window")
+    __slots__ = ("_jobs", "_memo", "_plan", "kill_grace", "pools", "store", "window")
 
     def __init__(
         self,
@@ -52,7 +52,7 @@ class Scheduler(Job):
         self.kill_grace = 2.0  # seconds between SIGTERM and SIGKILL for stopped commands
         self._jobs: dict[Job, None] = {}
         self._plan: _plan.Plan | None = None
-        self._version = 0
+        self._memo: dict[str, Any] = {}  # cached jobs' last successes when there is no store
         self.update(jobs_or_sequences)
 
     def _body_kind(self, fn: Any) -> int:
@@ -156,11 +156,24 @@ class Scheduler(Job):
         return None  # a subgraph returns the jobs it leaves out
 
     def validate(self) -> Scheduler:
-        """Raise a :class:`GraphError` for any defect of the graph; returns the scheduler."""
-        plan = self.plan()
-        _plan.check_resources(plan, self.pools)
-        _plan.check_picklable(plan, self.executor)
+        """Raise a :class:`GraphError` for any defect of the graph; returns the scheduler.
+
+        Nested schedulers are validated too.
+        """
+        self.validate_for(self.pools, self.executor)
         return self
+
+    def validate_for(self, pools: Mapping[str, float], executor: Any) -> _plan.Plan:
+        """Validate with a run's pools and default executor; return the plan."""
+        plan = self.plan()
+        _plan.check_resources(plan, pools)
+        _plan.check_picklable(plan, executor)
+        _plan.check_outside_results(plan)
+        for job in plan.jobs:
+            if isinstance(job, Scheduler):
+                inner = executor if job.executor is None else job.executor
+                job.validate_for(job.pools, inner)
+        return plan
 
     def check_cycles(self) -> bool:
         """True when the graph has no cycle."""
@@ -277,7 +290,10 @@ class Scheduler(Job):
                 "use 'await scheduler.co_run()' instead"
             )
         # run() owns its loop, so it may own Ctrl-C too: first stop and report, then kill.
-        return asyncio.run(self._execute(options, handle_sigint=True))
+        report: Report = run_in_new_loop(
+            self._execute(options, handle_sigint=True), self.kill_grace
+        )
+        return report
 
     async def co_run(self, **options: Any) -> Report:
         """Run the graph inside the running event loop and return its :class:`Report`."""
@@ -296,6 +312,29 @@ class Scheduler(Job):
 
     def __repr__(self) -> str:
         return f"<Scheduler {self.name!r} {len(self._jobs)} jobs {self.state.name}>"
+
+
+def run_in_new_loop(main: Any, grace: float) -> Any:
+    """Like ``asyncio.run``, but cleanup gives leftover tasks ``grace`` seconds, not forever.
+
+    A job that ignored cancellation was abandoned by the run; ``asyncio.run`` would wait
+    for it without end when it cancels the tasks left behind.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                loop.run_until_complete(asyncio.wait(leftovers, timeout=grace + 1.0))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 # Ended work first, then what is under way, as in "3 succeeded + 1 running + 2 pending".

@@ -55,8 +55,9 @@ _S = State
 TRANSITIONS: dict[State, frozenset[State]] = {
     _S.PENDING: frozenset({_S.READY, _S.SKIPPED, _S.CANCELLED, _S.UP_TO_DATE}),
     _S.READY: frozenset({_S.RUNNING, _S.SKIPPED, _S.CANCELLED, _S.UP_TO_DATE}),
+    # RUNNING -> UP_TO_DATE: a cached job whose fingerprint is unchanged ends at dispatch.
     _S.RUNNING: frozenset(
-        {_S.SUCCEEDED, _S.FAILED, _S.TIMED_OUT, _S.CANCELLED, _S.PENDING, _S.READY}
+        {_S.SUCCEEDED, _S.UP_TO_DATE, _S.FAILED, _S.TIMED_OUT, _S.CANCELLED, _S.PENDING, _S.READY}
     ),
     _S.SUCCEEDED: frozenset(),
     _S.UP_TO_DATE: frozenset(),

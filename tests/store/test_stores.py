@@ -63,7 +63,8 @@ def test_job_ends_round_trip_and_successes_keep_fingerprints(store):
     assert back["a"].result == result and back["a"].fingerprint == "f1"
     assert back["b"].returncode == 3 and back["b"].attempts == 2
     assert back["c"].skipped_because == ["b"]
-    assert store.last_success("build", "a") == ("f1", result)
+    success = store.last_success("build", "a")
+    assert (success.fingerprint, success.result) == ("f1", result)
     assert store.last_success("build", "b") is None
     assert store.last_success("other", "a") is None
 
@@ -73,7 +74,7 @@ def test_a_later_success_replaces_the_fingerprint(store):
     store.record("r1", [], [JobEnd("a", "SUCCEEDED", fingerprint="f1")])
     run(store, "r2")
     store.record("r2", [], [JobEnd("a", "SUCCEEDED", fingerprint="f2")])
-    assert store.last_success("build", "a")[0] == "f2"
+    assert store.last_success("build", "a").fingerprint == "f2"
 
 
 def test_output_is_appended_in_order(store):
@@ -95,6 +96,10 @@ def test_lease_keeps_a_second_owner_out_until_it_expires(store):
     store.acquire("r1", "pid-2", ttl=10, now=200)  # expired: taken over
     store.release("r1", "pid-2")
     store.acquire("r1", "pid-3", ttl=10, now=201)
+    with pytest.raises(RunLockedError) as caught:
+        store.acquire("r1", "pid-4", ttl=10, now=202)
+    assert caught.value.holder == "pid-3"
+    store.acquire("r1", "pid-4", ttl=10, now=202, takeover="pid-3")  # known dead
 
 
 def test_open_store_accepts_paths_urls_and_objects(tmp_path):

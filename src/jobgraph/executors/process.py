@@ -16,7 +16,7 @@ import pickle
 import signal
 import traceback
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -56,6 +56,10 @@ def _culprit(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], exc: Exc
     return f"the call cannot be pickled for a worker process: {type(exc).__name__}: {exc}"
 
 
+_ACK = b"\x01"  # prefix of a payload whose start the worker must announce
+_STARTED = pickle.dumps(("started",))
+
+
 def _worker_main(conn: Connection) -> None:
     """Entry point of a worker process: run calls until told to stop."""
     os.setsid()  # own process group: killing it stops whatever the call started
@@ -67,6 +71,10 @@ def _worker_main(conn: Connection) -> None:
             return
         if not payload:
             return
+        if payload[:1] == _ACK:
+            # The parent wants to know when the call really starts (its timeout clock).
+            conn.send_bytes(_STARTED)
+            payload = payload[1:]
         conn.send_bytes(_call(payload))
 
 
@@ -94,12 +102,13 @@ def _error_reply(exc: BaseException, tb: str) -> bytes:
 
 
 class _Worker:
-    __slots__ = ("conn", "future", "process")
+    __slots__ = ("conn", "future", "on_start", "process")
 
     def __init__(self, process: Any, conn: Connection) -> None:
         self.process = process
         self.conn = conn
         self.future: asyncio.Future[Any] | None = None
+        self.on_start: Callable[[], None] | None = None
 
 
 class WorkerPool:
@@ -110,7 +119,7 @@ class WorkerPool:
         self._context = multiprocessing.get_context("spawn")
         self._idle: list[_Worker] = []
         self._busy: dict[asyncio.Future[Any], _Worker] = {}
-        self._queue: deque[tuple[bytes, asyncio.Future[Any]]] = deque()
+        self._queue: deque[tuple[bytes, asyncio.Future[Any], Callable[[], None] | None]] = deque()
         self._closed = False
 
     @property
@@ -118,13 +127,22 @@ class WorkerPool:
         """How many worker processes are alive."""
         return len(self._idle) + len(self._busy)
 
-    def submit(self, fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-        """Queue a call; raises :class:`UnpicklableError` naming what cannot be sent."""
+    def submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        on_start: Callable[[], None] | None = None,
+    ) -> Any:
+        """Queue a call; raises :class:`UnpicklableError` naming what cannot be sent.
+
+        ``on_start`` is called when a worker takes the call (a timeout starts then).
+        """
         if self._closed:
             raise RuntimeError("the worker pool is closed")
         payload = dumps_call(fn, args, kwargs)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((payload, future))
+        self._queue.append((payload, future, on_start))
         self._feed()
         return future
 
@@ -132,8 +150,9 @@ class WorkerPool:
         """Stop the call behind ``future`` now (its worker is killed and replaced)."""
         worker = self._busy.pop(future, None)
         if worker is None:
-            with contextlib.suppress(ValueError):
-                self._queue.remove(next(e for e in self._queue if e[1] is future))
+            queued = next((e for e in self._queue if e[1] is future), None)
+            if queued is not None:
+                self._queue.remove(queued)
         else:
             self._discard(worker)
             self._feed()
@@ -143,7 +162,7 @@ class WorkerPool:
     def close(self) -> None:
         """Stop every worker; none outlives this call by more than a moment."""
         self._closed = True
-        for _, future in self._queue:
+        for _, future, _ in self._queue:
             future.cancel()
         self._queue.clear()
         for worker in self._idle:
@@ -158,18 +177,20 @@ class WorkerPool:
 
     def _feed(self) -> None:
         while self._queue and (self._idle or self.workers < self.size):
-            payload, future = self._queue.popleft()
+            payload, future, on_start = self._queue.popleft()
             if future.done():
                 continue
             worker = self._idle.pop() if self._idle else self._spawn()
             worker.future = future
+            worker.on_start = on_start
             self._busy[future] = worker
             try:
-                worker.conn.send_bytes(payload)
+                worker.conn.send_bytes(payload if on_start is None else _ACK + payload)
             except OSError as exc:
                 self._busy.pop(future, None)
                 self._discard(worker)
                 future.set_exception(WorkerDiedError(f"worker process unavailable: {exc}"))
+                continue
 
     def _spawn(self) -> _Worker:
         parent, child = self._context.Pipe()
@@ -185,9 +206,18 @@ class WorkerPool:
     def _on_reply(self, worker: _Worker) -> None:
         future = worker.future
         try:
-            reply = pickle.loads(worker.conn.recv_bytes())
+            data = worker.conn.recv_bytes()
         except (EOFError, OSError):
             self._on_death(worker)
+            return
+        try:
+            reply = pickle.loads(data)
+        except Exception as exc:  # e.g. an exception class that cannot be rebuilt here
+            text = f"the worker's reply cannot be read back: {type(exc).__name__}: {exc}"
+            reply = ("err", RuntimeError(text), "")
+        if reply[0] == "started":
+            if worker.on_start is not None:
+                worker.on_start()
             return
         worker.future = None
         if future is not None:

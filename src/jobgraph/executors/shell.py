@@ -7,12 +7,14 @@ import contextlib
 import os
 import signal
 import time
+from typing import Any
 
 from ..errors import ShellError
 from ..job import Shell, ShellResult
 from ..output import OutputBuffer
 
 _POLL = 0.02  # seconds between checks that a process group is gone
+_DRAIN_SECONDS = 1.0  # how long output may keep coming once the command's group is gone
 _LIVE_GROUPS: set[int] = set()  # process groups of commands that have not ended
 
 
@@ -31,17 +33,19 @@ async def run_shell(job: Shell, kill_grace: float) -> ShellResult:
     """
     out, err = OutputBuffer(), OutputBuffer()
     job._stdout, job._stderr = out, err
-    proc = await _spawn(job)
+    transport, protocol = await _spawn(job)
+    proc = asyncio.subprocess.Process(transport, protocol, asyncio.get_running_loop())
     _LIVE_GROUPS.add(proc.pid)
     pumps = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
     try:
-        await proc.wait()
+        # Not proc.wait(): it also waits for the pipes, which an escaped child may hold.
+        await protocol.exited
         # Background children may still hold the pipes open: stop them, then drain.
         await stop_group(proc.pid, kill_grace)
-        await pumps
+        await _drain(proc, pumps)
     except BaseException:
         await asyncio.shield(stop_group(proc.pid, kill_grace))
-        await asyncio.shield(pumps)
+        await asyncio.shield(_drain(proc, pumps))
         raise
     finally:
         _LIVE_GROUPS.discard(proc.pid)
@@ -54,11 +58,44 @@ async def run_shell(job: Shell, kill_grace: float) -> ShellResult:
     return result
 
 
-async def _spawn(job: Shell) -> asyncio.subprocess.Process:
+async def _drain(proc: asyncio.subprocess.Process, pumps: asyncio.Future[Any]) -> None:
+    """Read what is left in the pipes, but not forever.
+
+    A child that started a session of its own escaped the group kill and may hold the
+    pipes open: after a short wait, stop reading and close them.
+    """
+    try:
+        await asyncio.wait_for(asyncio.shield(pumps), _DRAIN_SECONDS)
+    except asyncio.TimeoutError:
+        pumps.cancel()
+        for stream in (proc.stdout, proc.stderr):
+            pipe = getattr(stream, "_transport", None)  # no public way to close a pipe
+            if pipe is not None:
+                pipe.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pumps
+
+
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The standard stream protocol, plus a future set the moment the process exits."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+async def _spawn(job: Shell) -> tuple[asyncio.SubprocessTransport, _Protocol]:
     env = {**os.environ, **job.env} if job.env else None
     command = job.command
     argv = command if isinstance(command, list) else ["/bin/sh", "-c", command]
-    return await asyncio.create_subprocess_exec(
+    loop = asyncio.get_running_loop()
+    return await loop.subprocess_exec(
+        lambda: _Protocol(loop),
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,

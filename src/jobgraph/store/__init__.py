@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, new_run_id
+from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success, new_run_id
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -17,6 +17,7 @@ __all__ = [
     "RunLockedError",
     "SQLiteStore",
     "Store",
+    "Success",
     "new_run_id",
     "open_store",
 ]

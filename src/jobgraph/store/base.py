@@ -17,6 +17,19 @@ from ..errors import StoreError
 class RunLockedError(StoreError):
     """Another live process owns the run."""
 
+    def __init__(self, message: str, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+@dataclass
+class Success:
+    """What a job's last success left for the next run to compare against."""
+
+    fingerprint: str
+    result: bytes | None
+    parts: str | None
+
 
 @dataclass
 class RunInfo:
@@ -47,6 +60,7 @@ class JobEnd:
     fingerprint: str | None = None
     skipped_because: list[str] = field(default_factory=list)
     note: str | None = None
+    parts: str | None = None  # JSON of what the fingerprint covers (see fingerprint.py)
 
 
 @dataclass
@@ -87,8 +101,13 @@ class Store(abc.ABC):
     # -- ownership ------------------------------------------------------------------
 
     @abc.abstractmethod
-    def acquire(self, run_id: str, owner: str, ttl: float, now: float) -> None:
-        """Take the run's lease, or raise :class:`RunLockedError` if a live owner holds it."""
+    def acquire(
+        self, run_id: str, owner: str, ttl: float, now: float, takeover: str | None = None
+    ) -> None:
+        """Take the run's lease, or raise :class:`RunLockedError` if a live owner holds it.
+
+        ``takeover`` names a holder known to be dead: its lease is taken even if valid.
+        """
 
     @abc.abstractmethod
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
@@ -112,8 +131,8 @@ class Store(abc.ABC):
         """Every job end recorded for a run, by job name."""
 
     @abc.abstractmethod
-    def last_success(self, scheduler: str, name: str) -> tuple[str, bytes | None] | None:
-        """The fingerprint and result of a job's last success, if any."""
+    def last_success(self, scheduler: str, name: str) -> Success | None:
+        """The fingerprint, result and parts of a job's last success, if any."""
 
     # -- output ---------------------------------------------------------------------
 

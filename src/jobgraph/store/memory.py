@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store
+from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
 
 
 class MemoryStore(Store):
@@ -14,7 +14,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._runs: dict[str, RunInfo] = {}
         self._ends: dict[str, dict[str, JobEnd]] = {}
-        self._success: dict[tuple[str, str], tuple[str, bytes | None]] = {}
+        self._success: dict[tuple[str, str], Success] = {}
         self._output: dict[tuple[str, str, str], list[str]] = {}
         self._leases: dict[str, tuple[str, float]] = {}
 
@@ -36,10 +36,12 @@ class MemoryStore(Store):
     def runs(self, limit: int = 50) -> list[RunInfo]:
         return [replace(r) for r in reversed(list(self._runs.values()))][:limit]
 
-    def acquire(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+    def acquire(
+        self, run_id: str, owner: str, ttl: float, now: float, takeover: str | None = None
+    ) -> None:
         held = self._leases.get(run_id)
-        if held is not None and held[0] != owner and held[1] > now:
-            raise RunLockedError(f"run {run_id} is being run by {held[0]}")
+        if held is not None and held[0] not in (owner, takeover) and held[1] > now:
+            raise RunLockedError(f"run {run_id} is being run by {held[0]}", held[0])
         self._leases[run_id] = (owner, now + ttl)
 
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
@@ -56,12 +58,14 @@ class MemoryStore(Store):
         for end in ends:
             table[end.name] = end
             if end.fingerprint is not None and end.state in ("SUCCEEDED", "UP_TO_DATE"):
-                self._success[(scheduler, end.name)] = (end.fingerprint, end.result)
+                self._success[(scheduler, end.name)] = Success(
+                    end.fingerprint, end.result, end.parts
+                )
 
     def job_ends(self, run_id: str) -> dict[str, JobEnd]:
         return dict(self._ends.get(run_id, {}))
 
-    def last_success(self, scheduler: str, name: str) -> tuple[str, bytes | None] | None:
+    def last_success(self, scheduler: str, name: str) -> Success | None:
         return self._success.get((scheduler, name))
 
     def append_output(self, run_id: str, name: str, stream: str, text: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StoreError
-from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store
+from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
 
 T = TypeVar("T")
 
@@ -55,6 +55,7 @@ _MIGRATIONS: list[str] = [
         fingerprint TEXT,
         skipped_because TEXT NOT NULL DEFAULT '[]',
         note TEXT,
+        parts TEXT,
         PRIMARY KEY (run_id, name)
     );
     CREATE TABLE attempts (
@@ -69,6 +70,7 @@ _MIGRATIONS: list[str] = [
         name TEXT NOT NULL,
         fingerprint TEXT NOT NULL,
         result BLOB,
+        parts TEXT,
         run_id TEXT NOT NULL,
         PRIMARY KEY (scheduler, name)
     );
@@ -207,7 +209,9 @@ class SQLiteStore(Store):
 
     # -- ownership ------------------------------------------------------------------
 
-    def acquire(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+    def acquire(
+        self, run_id: str, owner: str, ttl: float, now: float, takeover: str | None = None
+    ) -> None:
         def take(db: sqlite3.Connection) -> None:
             row = db.execute(
                 "SELECT owner, lease_until FROM runs WHERE run_id = ?", (run_id,)
@@ -215,10 +219,12 @@ class SQLiteStore(Store):
             if row is None:
                 raise StoreError(f"no run {run_id!r} in the store")
             holder, until = row
-            if holder is not None and holder != owner and until is not None and until > now:
+            live = holder is not None and until is not None and until > now
+            if live and holder not in (owner, takeover):
                 raise RunLockedError(
                     f"run {run_id} is being run by {holder} (lease valid for another "
-                    f"{until - now:.0f}s); wait for it to end, or for its lease to expire"
+                    f"{until - now:.0f}s); wait for it to end, or for its lease to expire",
+                    holder,
                 )
             db.execute(
                 "UPDATE runs SET owner = ?, lease_until = ? WHERE run_id = ?",
@@ -252,7 +258,7 @@ class SQLiteStore(Store):
                 [(run_id, s.name, s.attempt, s.started_at) for s in starts],
             )
             db.executemany(
-                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run_id,
@@ -267,6 +273,7 @@ class SQLiteStore(Store):
                         e.fingerprint,
                         json.dumps(e.skipped_because),
                         e.note,
+                        e.parts,
                     )
                     for e in ends
                 ],
@@ -281,8 +288,8 @@ class SQLiteStore(Store):
                     "SELECT scheduler FROM runs WHERE run_id = ?", (run_id,)
                 ).fetchone()[0]
                 db.executemany(
-                    "INSERT OR REPLACE INTO successes VALUES (?, ?, ?, ?, ?)",
-                    [(scheduler, e.name, e.fingerprint, e.result, run_id) for e in wins],
+                    "INSERT OR REPLACE INTO successes VALUES (?, ?, ?, ?, ?, ?)",
+                    [(scheduler, e.name, e.fingerprint, e.result, e.parts, run_id) for e in wins],
                 )
 
         if starts or ends:
@@ -291,12 +298,12 @@ class SQLiteStore(Store):
     def job_ends(self, run_id: str) -> dict[str, JobEnd]:
         rows = self._read(
             "SELECT name, state, attempts, started_at, ended_at, error, returncode, result, "
-            "fingerprint, skipped_because, note FROM jobs WHERE run_id = ?",
+            "fingerprint, skipped_because, note, parts FROM jobs WHERE run_id = ?",
             (run_id,),
         )
         ends = {}
         for row in rows:
-            name, state, attempts, started, ended, error, code, result, print_, skips, note = row
+            name, state, attempts, started, ended, error, code, result, print_ = row[:9]
             ends[name] = JobEnd(
                 name,
                 state,
@@ -307,17 +314,18 @@ class SQLiteStore(Store):
                 code,
                 result,
                 print_,
-                json.loads(skips),
-                note,
+                json.loads(row[9]),
+                row[10],
+                row[11],
             )
         return ends
 
-    def last_success(self, scheduler: str, name: str) -> tuple[str, bytes | None] | None:
+    def last_success(self, scheduler: str, name: str) -> Success | None:
         rows = self._read(
-            "SELECT fingerprint, result FROM successes WHERE scheduler = ? AND name = ?",
+            "SELECT fingerprint, result, parts FROM successes WHERE scheduler = ? AND name = ?",
             (scheduler, name),
         )
-        return (rows[0][0], rows[0][1]) if rows else None
+        return Success(*rows[0]) if rows else None
 
     # -- output ---------------------------------------------------------------------
 

@@ -1,0 +1,286 @@
+"""Starting and stopping job bodies: where each kind of job runs, and how it is stopped.
+
+Coroutines run in a task of their own, which records its end itself (no done-callback,
+one loop step per job; on Python 3.12+ the first step runs eagerly). Plain functions run
+in a thread pool, a worker process, or an executor object. Commands run in their own
+process group. A timeout or an abort stops each the way it can really be stopped, and
+whatever refuses to stop is abandoned after a grace period, so no run ever hangs on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from . import plan as _plan
+from .executors.process import WorkerPool
+from .executors.shell import run_shell
+from .job import CORO_FUNCTION, CORO_OBJECT, FUNCTION, SHELL, Job
+from .state import State
+
+if TYPE_CHECKING:
+    from .core import Core
+
+_SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
+_CANCELLED = State.CANCELLED
+_EAGER = sys.version_info >= (3, 12)
+_ABANDON_AFTER = 3.0  # seconds past the grace period before a stubborn body is given up
+
+THREAD_NOTE = (
+    "the function ran in a thread (or an executor that cannot stop it): it was abandoned "
+    "and may still be running"
+)
+IGNORED_NOTE = "the job ignored the request to stop: it was abandoned and may still be running"
+
+
+class Attempt:
+    """One start of a job's body that has not ended yet."""
+
+    __slots__ = ("cancelled", "future", "pool", "timed_out", "timer")
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.pool: WorkerPool | None = None  # set when the body runs in a worker process
+        self.timed_out = False
+        self.cancelled = False
+
+
+class Pools:
+    """Thread and worker-process pools shared by a run and its nested runs."""
+
+    def __init__(self) -> None:
+        self._threads: ThreadPoolExecutor | None = None
+        self._processes: WorkerPool | None = None
+
+    @property
+    def threads(self) -> ThreadPoolExecutor:
+        """The thread pool, started on first use."""
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(thread_name_prefix="jobgraph")
+        return self._threads
+
+    @property
+    def processes(self) -> WorkerPool:
+        """The worker-process pool, started on first use."""
+        if self._processes is None:
+            self._processes = WorkerPool()
+        return self._processes
+
+    def close(self) -> None:
+        """Stop the pools; threads that were abandoned (soft timeouts) are not waited for."""
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.close()
+
+
+def new_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
+    """A task whose first step runs at once where Python can (3.12+), else next tick."""
+    if _EAGER:
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+    return loop.create_task(coro)
+
+
+class BodyStarter:
+    """The part of the runner that starts bodies and stops them (a mixin of Runner)."""
+
+    loop: asyncio.AbstractEventLoop
+    jobs: list[Job]
+    core: Core
+    shared: Pools
+    executor: Any
+    kill_grace: float
+    _active: dict[int, Attempt]
+
+    def _ended(
+        self,
+        i: int,
+        state: State,
+        *,
+        result: Any = None,
+        exc: BaseException | None = None,
+        note: str | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    def _nested_body(self, i: int, job: Job) -> Any:
+        raise NotImplementedError
+
+    # -- starting -------------------------------------------------------------------
+
+    def _start_body(self, i: int, job: Job, args: Any, kwargs: Any) -> None:
+        kind = job._kind
+        if kind == CORO_FUNCTION:
+            self._run_coroutine(i, job, job._fn(*args, **kwargs))
+        elif kind == FUNCTION:
+            self._start_function(i, job, args, kwargs)
+        elif kind == CORO_OBJECT:
+            self._run_coroutine(i, job, _fresh_coroutine(job))
+        elif kind == SHELL:
+            self._run_coroutine(i, job, run_shell(job, self.kill_grace))  # type: ignore[arg-type]
+        else:
+            self._run_coroutine(i, job, self._nested_body(i, job))
+
+    def _run_coroutine(self, i: int, job: Job, coro: Any) -> None:
+        attempt = Attempt()
+        self._active[i] = attempt
+        attempt.future = new_task(self.loop, self._body(i, attempt, coro))
+        if job.timeout is not None and self._active.get(i) is attempt:
+            self._arm(i, attempt)
+
+    async def _body(self, i: int, attempt: Attempt, coro: Any) -> None:
+        """Await a job's coroutine in its own task and record how it ended."""
+        try:
+            result = await coro
+        except asyncio.CancelledError:
+            inside = None
+            if not (attempt.timed_out or attempt.cancelled):
+                inside = asyncio.CancelledError("the job's coroutine was cancelled from inside")
+            self._attempt_ended(i, attempt, None, inside)
+        except Exception as exc:
+            self._attempt_ended(i, attempt, None, exc)
+        else:
+            self._attempt_ended(i, attempt, result, None)
+
+    def _start_function(self, i: int, job: Job, args: Any, kwargs: Any) -> None:
+        timed = job.timeout is not None
+        if _plan.needs_process(job, self.executor):
+            pool = self.shared.processes
+            attempt = Attempt()
+            attempt.pool = pool
+            self._active[i] = attempt
+            # The clock starts when a worker takes the call, not while it waits for one.
+            on_start = functools.partial(self._arm, i, attempt) if timed else None
+            self._watch(i, attempt, pool.submit(job._fn, args, kwargs, on_start=on_start))
+            return
+        call = functools.partial(job._fn, *args, **kwargs)
+        chosen = job.executor if job.executor is not None else self.executor
+        if chosen is not None and not isinstance(chosen, str):
+            # Any concurrent.futures-style executor: submit(fn) -> Future.
+            attempt = self._watch(
+                i, Attempt(), asyncio.wrap_future(chosen.submit(call), loop=self.loop)
+            )
+            if timed:
+                self._arm(i, attempt)
+            return
+        attempt = Attempt()
+        if timed:
+            call = _announcing(call, self.loop, functools.partial(self._arm, i, attempt))
+        context = contextvars.copy_context()
+        self._watch(i, attempt, self.loop.run_in_executor(self.shared.threads, context.run, call))
+
+    def _watch(self, i: int, attempt: Attempt, future: asyncio.Future[Any]) -> Attempt:
+        attempt.future = future
+        self._active[i] = attempt
+        future.add_done_callback(functools.partial(self._future_done, i, attempt))
+        return attempt
+
+    def _arm(self, i: int, attempt: Attempt) -> None:
+        """Start the job's timeout clock (when its body really starts)."""
+        timeout = self.jobs[i].timeout
+        if timeout is not None and self._active.get(i) is attempt and attempt.timer is None:
+            attempt.timer = self.loop.call_later(timeout, self._time_out, i, attempt)
+
+    # -- ending ---------------------------------------------------------------------
+
+    def _future_done(self, i: int, attempt: Attempt, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            self._attempt_ended(i, attempt, None, None)
+            return
+        exc = future.exception()
+        result = None if exc is not None else future.result()
+        if exc is None and inspect.iscoroutine(result) and self._active.get(i) is attempt:
+            # A plain function that returned a coroutine: await it here, on the loop.
+            attempt.future = new_task(self.loop, self._body(i, attempt, result))
+            return
+        self._attempt_ended(i, attempt, result, exc)
+
+    def _attempt_ended(
+        self, i: int, attempt: Attempt, result: Any, exc: BaseException | None
+    ) -> None:
+        """An attempt's body ended (or was stopped): record the right terminal state."""
+        if self._active.get(i) is not attempt:
+            return  # already recorded (a body abandoned at its timeout, a forced stop)
+        if attempt.timed_out:
+            self._ended(i, _TIMED_OUT, exc=self._timeout_error(i))
+        elif attempt.cancelled:
+            self._ended(i, _CANCELLED)
+        elif exc is not None:
+            self._ended(i, _FAILED, exc=exc)
+        else:
+            self._ended(i, _SUCCEEDED, result=result)
+
+    def _timeout_error(self, i: int) -> TimeoutError:
+        job = self.jobs[i]
+        return TimeoutError(f"job {job.name!r} timed out after {seconds(job.timeout or 0)}")
+
+    # -- stopping -------------------------------------------------------------------
+
+    def _time_out(self, i: int, attempt: Attempt) -> None:
+        future = attempt.future
+        if self._active.get(i) is not attempt or (future is not None and future.done()):
+            return  # the body ended just before: its own end is recorded
+        attempt.timed_out = True
+        if self._stop(i, attempt):
+            self._ended(i, _TIMED_OUT, exc=self._timeout_error(i), note=THREAD_NOTE)
+
+    def _stop(self, i: int, attempt: Attempt) -> bool:
+        """Stop an attempt's body. True when it cannot be stopped and is abandoned now."""
+        future = attempt.future
+        if attempt.pool is not None and future is not None:
+            attempt.pool.kill(future)
+            return False
+        if isinstance(future, asyncio.Task):
+            future.cancel()
+            give_up = self.kill_grace + _ABANDON_AFTER
+            self.loop.call_later(give_up, self._abandon, i, attempt)
+            return False
+        if future is not None:
+            future.cancel()  # a call still queued in its pool will not start
+        return True
+
+    def _abandon(self, i: int, attempt: Attempt) -> None:
+        """A body asked to stop is still running: record it and go on without it."""
+        if self._active.get(i) is attempt:
+            state = _TIMED_OUT if attempt.timed_out else _CANCELLED
+            exc = self._timeout_error(i) if attempt.timed_out else None
+            self._ended(i, state, exc=exc, note=IGNORED_NOTE)
+
+    def _cancel_running(self, *, forever_only: bool = False) -> None:
+        for i, attempt in list(self._active.items()):
+            if forever_only and not self.jobs[i].forever:
+                continue
+            attempt.cancelled = True
+            if self._stop(i, attempt):
+                self._ended(i, _CANCELLED, note=THREAD_NOTE)
+
+
+def _fresh_coroutine(job: Job) -> Any:
+    coro = job._fn
+    if inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
+        raise RuntimeError(
+            f"job {job.name!r} holds a coroutine object that has already run; a coroutine "
+            f"can run once: pass the async function (and its arguments) to run it again"
+        )
+    return coro
+
+
+def _announcing(call: Any, loop: asyncio.AbstractEventLoop, on_start: Any) -> Any:
+    """Wrap ``call`` so the loop hears when a thread starts it."""
+
+    def announced() -> Any:
+        loop.call_soon_threadsafe(on_start)
+        return call()
+
+    return announced
+
+
+def seconds(value: float) -> str:
+    """``30s``, ``0.5s``: a duration as people write it."""
+    return f"{value:g}s"

@@ -1,0 +1,268 @@
+"""Fingerprints of cached jobs, and the reasons a job would run.
+
+A fingerprint is a SHA-256 over the job's *parts*: its name, its code, its arguments,
+a digest of each requirement's result, the contents of its input files and the values
+of its declared environment variables. The parts are kept with each success, so that a
+later run can say which of them changed (``explain``) and can skip hashing an input file
+whose size and modification time are unchanged.
+
+Everything hashed is encoded canonically (sorted keys, sorted sets, explicit types), so a
+fingerprint is the same in every process and under every ``PYTHONHASHSEED``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import glob
+import hashlib
+import inspect
+import json
+import os
+import pathlib
+import pickle
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .job import SHELL, Job
+
+Parts = dict[str, Any]
+
+
+class Undigestable(Exception):
+    """A value has no canonical encoding (its digest would not be stable)."""
+
+
+# -- canonical encoding ---------------------------------------------------------------
+
+
+def _encode(value: Any, out: list[bytes]) -> None:
+    """Append a canonical, typed encoding of ``value`` to ``out``."""
+    if value is None or isinstance(value, (bool, int, float, complex)):
+        out.append(f"{type(value).__name__}:{value!r};".encode())
+    elif isinstance(value, str):
+        out.append(b"str:%d:" % len(value.encode()) + value.encode() + b";")
+    elif isinstance(value, (bytes, bytearray)):
+        out.append(b"bytes:%d:" % len(value) + bytes(value) + b";")
+    elif isinstance(value, (list, tuple)):
+        out.append(f"{type(value).__name__}:{len(value)}[".encode())
+        for item in value:
+            _encode(item, out)
+        out.append(b"]")
+    elif isinstance(value, (set, frozenset)):
+        _encode_sorted(type(value).__name__, ([item] for item in value), out)
+    elif isinstance(value, Mapping):
+        _encode_sorted("dict", ([k, v] for k, v in value.items()), out)
+    else:
+        _encode_object(value, out)
+
+
+def _encode_sorted(kind: str, entries: Iterable[list[Any]], out: list[bytes]) -> None:
+    encoded = []
+    for entry in entries:
+        part: list[bytes] = []
+        for item in entry:
+            _encode(item, part)
+        encoded.append(b"".join(part))
+    out.append(f"{kind}:{len(encoded)}{{".encode())
+    out.extend(sorted(encoded))
+    out.append(b"}")
+
+
+def _encode_object(value: Any, out: list[bytes]) -> None:
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if isinstance(value, enum.Enum):
+        out.append(f"enum:{kind}.{value.name};".encode())
+    elif isinstance(value, pathlib.PurePath):
+        out.append(f"path:{value.as_posix()};".encode())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out.append(f"dataclass:{kind}(".encode())
+        _encode({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, out)
+        out.append(b")")
+    elif hasattr(value, "__slots__") and type(value).__name__ == "ShellResult":
+        _encode([value.returncode, value.stdout, value.stderr], out)
+    elif isinstance(value, functools.partial):
+        out.append(b"partial(")
+        _encode([code_of(value.func), value.args, value.keywords], out)
+        out.append(b")")
+    elif callable(value) and hasattr(value, "__qualname__"):
+        out.append(f"callable:{value.__module__}.{value.__qualname__};".encode())
+    else:
+        # Last resort: pickle, which is deterministic for plain objects of one version.
+        try:
+            out.append(f"pickle:{kind}:".encode() + pickle.dumps(value, protocol=4) + b";")
+        except Exception as exc:
+            raise Undigestable(f"{kind} cannot be encoded: {exc}") from exc
+
+
+def digest(value: Any) -> str:
+    """A stable SHA-256 of ``value``; raises :class:`Undigestable` when there is none."""
+    out: list[bytes] = []
+    _encode(value, out)
+    return hashlib.sha256(b"".join(out)).hexdigest()
+
+
+def try_digest(value: Any) -> str | None:
+    """Like :func:`digest`, or None when the value cannot be digested."""
+    try:
+        return digest(value)
+    except Undigestable:
+        return None
+    except RecursionError:
+        return None
+
+
+# -- the parts of a fingerprint -------------------------------------------------------
+
+
+def code_of(fn: Any) -> str:
+    """A job's code: the qualified name and source of a function (or its bytecode)."""
+    target = inspect.unwrap(fn) if callable(fn) else fn
+    if isinstance(target, functools.partial):
+        return f"partial({code_of(target.func)})"
+    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
+    try:
+        source = inspect.getsource(target)
+    except (OSError, TypeError):
+        code = getattr(target, "__code__", None)
+        source = code.co_code.hex() if code is not None else repr(type(target))
+    return f"{name}\n{source}"
+
+
+def _job_code(job: Job) -> str:
+    if job._kind == SHELL:
+        shell: Any = job
+        env = json.dumps(shell.env or {}, sort_keys=True)
+        return f"shell:{shell.command_line}\ncwd={shell.cwd}\nenv={env}"
+    fn = job._fn
+    if inspect.iscoroutine(fn):
+        return f"coroutine:{fn.__qualname__}\n{fn.cr_code.co_code.hex()}"
+    return code_of(fn)
+
+
+def _arguments(job: Job) -> str | None:
+    """Digest of the arguments, jobs standing for themselves.
+
+    A job's result counts through the requirement digests instead.
+    """
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, Job):
+            return ("<job>", value.name)
+        if isinstance(value, (list, tuple)):
+            return type(value)(strip(v) for v in value)
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items()}
+        return value
+
+    if inspect.iscoroutine(job._fn):
+        return None  # a coroutine object's arguments are hidden in its frame
+    return try_digest([strip(job._args), strip(dict(job._kwargs))])
+
+
+def expand(patterns: Iterable[str], cwd: str | None = None) -> list[str]:
+    """File paths matching ``patterns`` (globs), sorted; a plain path is kept as given."""
+    found: set[str] = set()
+    for pattern in patterns:
+        base = os.path.join(cwd, pattern) if cwd and not os.path.isabs(pattern) else pattern
+        if glob.has_magic(base):
+            found.update(glob.glob(base, recursive=True))
+        else:
+            found.add(base)
+    return sorted(found)
+
+
+def _file_digest(path: str, previous: Mapping[str, Any] | None) -> list[Any]:
+    """``[size, mtime_ns, sha256]``; the old hash is reused when size and mtime agree."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return [None, None, None]
+    known = (previous or {}).get(path)
+    if known and known[0] == info.st_size and known[1] == info.st_mtime_ns:
+        return list(known)
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(functools.partial(f.read, 1 << 20), b""):
+            sha.update(block)
+    return [info.st_size, info.st_mtime_ns, sha.hexdigest()]
+
+
+def parts_of(
+    job: Job, requirement_digests: Mapping[str, str | None], previous: Parts | None
+) -> Parts:
+    """Everything a job's fingerprint covers, as JSON-ready data."""
+    cwd = getattr(job, "cwd", None)
+    old_inputs = (previous or {}).get("inputs")
+    inputs = {p: _file_digest(p, old_inputs) for p in expand(job.inputs, cwd)}
+    return {
+        "name": job.name,
+        "code": hashlib.sha256(_job_code(job).encode()).hexdigest(),
+        "args": _arguments(job),
+        "requires": dict(sorted(requirement_digests.items())),
+        "inputs": inputs,
+        "env": {key: os.environ.get(key) for key in sorted(job.env_keys)},
+    }
+
+
+def fingerprint(parts: Parts) -> str | None:
+    """The fingerprint of ``parts``, or None when some part cannot be known (always run)."""
+    if parts["args"] is None or any(d is None for d in parts["requires"].values()):
+        return None
+    stable = {**parts, "inputs": {p: v[2] for p, v in parts["inputs"].items()}}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+
+
+def missing_outputs(job: Job) -> list[str]:
+    """Declared outputs that do not exist (a glob that matches nothing counts as missing)."""
+    cwd = getattr(job, "cwd", None)
+    missing = []
+    for pattern in job.outputs:
+        base = os.path.join(cwd, pattern) if cwd and not os.path.isabs(pattern) else pattern
+        present = (
+            glob.glob(base, recursive=True)
+            if glob.has_magic(base)
+            else ([base] if os.path.exists(base) else [])
+        )
+        if not present:
+            missing.append(pattern)
+    return missing
+
+
+def is_cached(job: Job) -> bool:
+    """True for jobs that may be skipped when unchanged."""
+    return bool(job.cache or job.inputs or job.outputs)
+
+
+def differences(now: Parts, before: Parts | None) -> list[str]:
+    """Why ``now`` differs from ``before``, in words (empty when they agree)."""
+    if before is None:
+        return ["never ran"]
+    reasons = []
+    if now["code"] != before.get("code"):
+        reasons.append("code changed")
+    if now["args"] is None:
+        reasons.append("arguments cannot be digested")
+    elif now["args"] != before.get("args"):
+        reasons.append("argument changed")
+    for name, value in now["requires"].items():
+        if value is None:
+            reasons.append(f"requirement {name!r} has a result that cannot be digested")
+        elif before.get("requires", {}).get(name) != value:
+            reasons.append(f"requirement {name!r} result changed")
+    old_inputs = before.get("inputs", {})
+    for path, value in now["inputs"].items():
+        old = old_inputs.get(path)
+        if value[2] is None:
+            reasons.append(f"input {path} missing")
+        elif old is None or old[2] != value[2]:
+            reasons.append(f"input {path} changed")
+    for path in old_inputs:
+        if path not in now["inputs"]:
+            reasons.append(f"input {path} no longer matched")
+    old_env = before.get("env", {})
+    for key, value in now["env"].items():
+        if key not in old_env or old_env[key] != value:
+            reasons.append(f"environment variable {key} changed")
+    return reasons

@@ -1,0 +1,241 @@
+"""Durable runs: what the runner writes to its store, and what a resume or rerun reads.
+
+The promise kept here: a job's end is committed before its slot goes to another job and
+before anything that depends on it starts. The runner buffers ends and calls
+:meth:`Recorder.flush` (one transaction) before every dispatch, so the promise costs one
+commit per scheduling step, not one per job.
+
+Without a store, nothing is written: a resume uses the jobs' states from the previous run
+in this process, and cached jobs remember their last success in the scheduler object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import StoreError
+from .state import SUCCESS, State
+from .store import JobEnd, JobStart, RunInfo, RunLockedError, Store, new_run_id, open_store
+
+if TYPE_CHECKING:
+    from .job import Job
+    from .plan import Plan
+    from .scheduler import Scheduler
+
+LEASE_SECONDS = 30.0  # a run whose owner stopped renewing for this long can be taken over
+
+
+@dataclass
+class Remembered:
+    """A cached job's last success, as the next run compares against it."""
+
+    fingerprint: str
+    parts: dict[str, Any]
+    result: Any
+
+
+class Resumed:
+    """A job that ended well in the run being resumed: its result, ready to use."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _dead_on_this_host(holder: str | None) -> bool:
+    """True when ``holder`` names a process of this machine that no longer exists."""
+    if not holder:
+        return False
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Recorder:
+    """Writes one run (and its nested runs, by name prefix) to a store."""
+
+    def __init__(self, scheduler: Scheduler, store_spec: Any) -> None:
+        self.scheduler = scheduler
+        self.store: Store | None = open_store(store_spec)
+        self._owns_store = self.store is not None and self.store is not store_spec
+        self.run_id: str | None = None
+        self.owner = _owner()
+        self.note: str | None = None  # e.g. "no earlier run to resume"
+        self._starts: list[JobStart] = []
+        self._ends: list[JobEnd] = []
+        self._loaded: dict[str, JobEnd] = {}
+
+    @property
+    def durable(self) -> bool:
+        """True when a store keeps what this run records."""
+        return self.store is not None
+
+    # -- opening --------------------------------------------------------------------
+
+    def begin(self, plan: Plan, resume: Any, options: dict[str, Any]) -> dict[int, Resumed]:
+        """Create (or reopen, to resume) the run; return the jobs that need not run again."""
+        if self.store is None:
+            return self._resume_in_memory(plan) if resume else {}
+        store = self.store
+        found = self._find(store, resume) if resume else None
+        self.run_id = found or new_run_id()
+        if found is None:
+            options_text = json.dumps(options, default=str)
+            store.create_run(
+                RunInfo(
+                    run_id=self.run_id,
+                    scheduler=self.scheduler.name,
+                    started_at=time.time(),
+                    options=options_text,
+                )
+            )
+        self._take_lease()
+        if found is None:
+            return {}
+        self._loaded = store.job_ends(found)
+        return self._resumed(plan, "")
+
+    def _find(self, store: Store, resume: Any) -> str | None:
+        key = "last" if resume is True else str(resume)
+        info = store.find_run(self.scheduler.name, key)
+        if info is None:
+            if key != "last":
+                raise StoreError(f"no run {key!r} to resume in the store")
+            self.note = "no earlier run to resume: everything runs"
+        return None if info is None else info.run_id
+
+    def _take_lease(self) -> None:
+        store, run_id = self.store, self.run_id
+        assert store is not None and run_id is not None
+        try:
+            store.acquire(run_id, self.owner, LEASE_SECONDS, time.time())
+        except RunLockedError as exc:
+            if not _dead_on_this_host(exc.holder):
+                raise
+            store.acquire(run_id, self.owner, LEASE_SECONDS, time.time(), takeover=exc.holder)
+
+    def renew(self) -> None:
+        """Heartbeat: keep the lease while the run goes on."""
+        if self.store is not None and self.run_id is not None:
+            self.store.renew(self.run_id, self.owner, LEASE_SECONDS, time.time())
+
+    def _resumed(self, plan: Plan, prefix: str) -> dict[int, Resumed]:
+        done: dict[int, Resumed] = {}
+        for i, job in enumerate(plan.jobs):
+            end = self._loaded.get(prefix + job.name)
+            if end is not None and end.state in ("SUCCEEDED", "UP_TO_DATE"):
+                result = pickle.loads(end.result) if end.result is not None else None
+                done[i] = Resumed(result)
+        return done
+
+    def resumed_nested(self, plan: Plan, prefix: str) -> dict[int, Resumed]:
+        """Jobs of a nested scheduler (named ``prefix``...) that need not run again."""
+        return self._resumed(plan, prefix) if self._loaded else {}
+
+    @staticmethod
+    def _resume_in_memory(plan: Plan) -> dict[int, Resumed]:
+        return {i: Resumed(job._result) for i, job in enumerate(plan.jobs) if job._state in SUCCESS}
+
+    # -- recording ------------------------------------------------------------------
+
+    def started(self, name: str, attempt: int, at: float) -> None:
+        """An attempt began (kept with the next flush)."""
+        if self.store is not None:
+            self._starts.append(JobStart(name, attempt, at))
+
+    def ended(self, end: JobEnd) -> None:
+        """A job ended (kept with the next flush)."""
+        if self.store is not None:
+            self._ends.append(end)
+
+    def flush(self) -> None:
+        """Commit what was recorded since the last flush, in one transaction."""
+        if self.store is None or not (self._starts or self._ends):
+            return
+        starts, ends = self._starts, self._ends
+        self._starts, self._ends = [], []
+        assert self.run_id is not None
+        self.store.record(self.run_id, starts, ends)
+
+    def output(self, name: str, stdout: str, stderr: str) -> None:
+        """Keep a command's output for later reading."""
+        if self.store is None or self.run_id is None:
+            return
+        for stream, text in (("stdout", stdout), ("stderr", stderr)):
+            if text:
+                self.store.append_output(self.run_id, name, stream, text)
+
+    def finish(self, ended_at: float, exit_code: int, why: str) -> None:
+        """Record the run's outcome and give the lease up."""
+        if self.store is None or self.run_id is None:
+            return
+        self.flush()
+        self.store.finish_run(self.run_id, ended_at, exit_code, why)
+        self.store.release(self.run_id, self.owner)
+
+    def close(self) -> None:
+        """Close a store this recorder opened itself."""
+        if self._owns_store and self.store is not None:
+            self.store.close()
+
+    # -- fingerprints ---------------------------------------------------------------
+
+    def remembered(self, name: str) -> Remembered | None:
+        """The last success of a cached job, from the store or from this process."""
+        if self.store is None:
+            return self.scheduler._memo.get(name)
+        success = self.store.last_success(self.scheduler.name, name)
+        if success is None or success.parts is None:
+            return None
+        result = pickle.loads(success.result) if success.result is not None else None
+        return Remembered(success.fingerprint, json.loads(success.parts), result)
+
+    def remember(self, name: str, fingerprint: str, parts: dict[str, Any], result: Any) -> None:
+        """Without a store, keep a cached job's success in the scheduler object."""
+        if self.store is None:
+            self.scheduler._memo[name] = Remembered(fingerprint, parts, result)
+
+
+def job_end(
+    job: Job,
+    state: State,
+    name: str,
+    result: bytes | None,
+    fingerprint: str | None,
+    parts: str | None,
+) -> JobEnd:
+    """The store's record of a job's end."""
+    return JobEnd(
+        name=name,
+        state=state.name,
+        attempts=job._attempts,
+        started_at=job._t0,
+        ended_at=job._t1,
+        error=job._error,
+        returncode=job._returncode,
+        result=result,
+        fingerprint=fingerprint,
+        skipped_because=list(job._causes),
+        note=job._note,
+        parts=parts,
+    )
