@@ -61,3 +61,17 @@ def sleep_for(seconds: float) -> float:
     """Sleep, then return how long."""
     time.sleep(seconds)
     return seconds
+
+
+def ledger_job(ledger: str, name: str, seconds: float) -> str:
+    """Append ``name`` to an fsync'd ledger (one line per execution), then sleep a little."""
+    import os as _os
+
+    fd = _os.open(ledger, _os.O_WRONLY | _os.O_APPEND | _os.O_CREAT, 0o644)
+    try:
+        _os.write(fd, (name + "\n").encode())
+        _os.fsync(fd)
+    finally:
+        _os.close(fd)
+    time.sleep(seconds)
+    return name

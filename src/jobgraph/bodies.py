@@ -82,9 +82,12 @@ class Pools:
 
 def new_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
     """A task whose first step runs at once where Python can (3.12+), else next tick."""
+    if loop.get_task_factory() is not None:
+        return loop.create_task(coro)  # honour the loop's own factory
     if _EAGER:
         return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-    return loop.create_task(coro)
+    # The constructor directly: loop.create_task adds a Python-level layer per job.
+    return asyncio.Task(coro, loop=loop)
 
 
 class BodyStarter:

@@ -125,9 +125,21 @@ def code_of(fn: Any) -> str:
     try:
         source = inspect.getsource(target)
     except (OSError, TypeError):
-        code = getattr(target, "__code__", None)
-        source = code.co_code.hex() if code is not None else repr(type(target))
-    return f"{name}\n{source}"
+        source = ""
+    code = getattr(target, "__code__", None)
+    # The bytecode too: two lambdas on one line share their source line.
+    compiled = _code_text(code) if code is not None else repr(type(target))
+    return f"{name}\n{source}\n{compiled}"
+
+
+def _code_text(code: Any) -> str:
+    """Bytecode and constants, nested code objects included (no addresses)."""
+    # Constants through the canonical digest: a frozenset's repr depends on the hash seed.
+    consts = [
+        _code_text(c) if inspect.iscode(c) else (try_digest(c) or repr(type(c)))
+        for c in code.co_consts
+    ]
+    return str(code.co_code.hex()) + "|" + "|".join(consts)
 
 
 def _job_code(job: Job) -> str:

@@ -75,13 +75,22 @@ class JobRecord:
         }
 
 
+_CHAINED = (
+    "The above exception was the direct cause of the following exception:",
+    "During handling of the above exception, another exception occurred:",
+)
+
+
 def summary_line(error: str | None) -> str:
     """The first line of the last exception in a traceback text.
 
     A traceback ends with the exception block (``Type: message``, possibly more lines of
     message) after its last indented frame line; a text without frames is its own block.
     """
-    lines = (error or "").strip().splitlines()
+    text = error or ""
+    for separator in _CHAINED:
+        text = text.rpartition(separator)[2]  # the last exception of a chain
+    lines = text.strip().splitlines()
     last_frame = max((k for k, line in enumerate(lines) if line.startswith("  ")), default=-1)
     block = lines[last_frame + 1 :]
     return block[0] if block else (lines[-1] if lines else "")

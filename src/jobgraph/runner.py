@@ -109,6 +109,7 @@ class Runner(BodyStarter):
         self.jobs = plan.jobs
         self.loop = asyncio.get_running_loop()
         self.rec = self._open_recorder(plan)
+        self._durable = self.rec.durable
         self.core = core = Core(self._spec(plan))
         self.started_at = _now()
         self._reset_jobs(plan)
@@ -310,11 +311,12 @@ class Runner(BodyStarter):
 
     def _start(self, i: int) -> None:
         job = self.jobs[i]
-        if job._kind != CORO_OBJECT and _fp.is_cached(job) and self._up_to_date(i, job):
+        if (job.cache or job.inputs or job.outputs) and self._up_to_date(i, job):
             return
         job._attempts += 1
         job._t0 = _now()
-        self.rec.started(self.prefix + job.name, job._attempts, job._t0)
+        if self._durable:
+            self.rec.started(self.prefix + job.name, job._attempts, job._t0)
         try:
             args, kwargs = _arguments(job)
             self._start_body(i, job, args, kwargs)
@@ -388,7 +390,7 @@ class Runner(BodyStarter):
             attempt.timer.cancel()
         job = self.jobs[i]
         job._t1 = _now()
-        if state is _SUCCEEDED and self.rec.durable:
+        if state is _SUCCEEDED and self._durable:
             state, exc = self._keep_result(i, job, result)
         if exc is not None:
             job._exception = exc
@@ -423,7 +425,13 @@ class Runner(BodyStarter):
         if not ended:
             return
         now, rec, jobs, states = _now(), self.rec, self.jobs, self.core.state
-        durable = rec.durable
+        durable = self._durable
+        if not durable and not self._prints:  # the common case: only stamp the end time
+            for j in ended:
+                job = jobs[j]
+                if job._t1 is None:
+                    job._t1 = now
+            return
         for j in ended:
             job = jobs[j]
             if job._t1 is None:

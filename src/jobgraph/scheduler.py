@@ -256,6 +256,17 @@ class Scheduler(Job):
         total = len(self._jobs)
         return f"{' + '.join(parts) or '0 jobs'} = {total} job{'s' if total != 1 else ''}"
 
+    def explain(self, job: Job | str, force: Any = None) -> Any:
+        """The reasons ``job`` would run next time, or ``["up to date"]``.
+
+        Reasons read: never ran, code changed, argument changed, input ``src/a.c``
+        changed, output ``build/app`` missing, requirement ``b`` runs first (decided when
+        it ends), forced. The job is compared with the store's record of its last success.
+        """
+        from .explain import explain
+
+        return explain(self, job, force)
+
     # -- exports --------------------------------------------------------------------
 
     def dot(self) -> str:

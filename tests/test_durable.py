@@ -1,0 +1,313 @@
+"""Durable runs: the store records runs, resume skips what finished, fingerprints skip
+what is unchanged, and explain says why anything runs."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+import jobgraph as jg
+from jobgraph.store import RunLockedError, SQLiteStore
+
+
+class Counter:
+    """Counts calls per name (plain functions run in threads)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def job(self, name: str, value: object = None, fail: bool = False):
+        def body(*args: object) -> object:
+            with self.lock:
+                self.calls[name] = self.calls.get(name, 0) + 1
+            if fail:
+                raise ValueError(f"{name} broke")
+            return value if value is not None else name
+
+        body.__name__ = body.__qualname__ = name
+        return body
+
+
+def chain(store, counter: Counter, fail_c: bool = False) -> jg.Scheduler:
+    a = jg.Job(counter.job("a", 1), name="a")
+    b = jg.Job(counter.job("b"), a, name="b")
+    c = jg.Job(counter.job("c", fail=fail_c), b, name="c")
+    return jg.Scheduler(c, name="chain", store=store)
+
+
+def test_a_run_is_recorded_with_its_jobs(tmp_path):
+    store = tmp_path / "s.db"
+    report = chain(store, Counter()).run()
+    assert report.run_id
+    db = SQLiteStore(store)
+    (info,) = db.runs()
+    assert (info.run_id, info.exit_code, info.why) == (report.run_id, 0, "ok")
+    ends = db.job_ends(report.run_id)
+    assert {n: e.state for n, e in ends.items()} == {
+        "a": "SUCCEEDED",
+        "b": "SUCCEEDED",
+        "c": "SUCCEEDED",
+    }
+    assert pickle.loads(ends["a"].result) == 1
+
+
+def test_resume_skips_what_succeeded_and_reuses_stored_results(tmp_path):
+    store = tmp_path / "s.db"
+    counter = Counter()
+    first = chain(store, counter, fail_c=True).run()
+    assert first.why() == "job 'c' failed: ValueError: c broke"
+    counter2 = Counter()
+    second = chain(store, counter2).run(resume="last")
+    assert second.ok and second.run_id == first.run_id
+    assert counter2.calls == {"c": 1}
+    assert {r.name: r.state for r in second.jobs}["a"] is jg.State.UP_TO_DATE
+
+
+def test_resume_by_run_id_and_unknown_run(tmp_path):
+    store = tmp_path / "s.db"
+    first = chain(store, Counter(), fail_c=True).run()
+    chain(store, Counter()).run()  # a newer, unrelated run
+    counter = Counter()
+    assert chain(store, counter).run(resume=first.run_id).ok
+    assert counter.calls == {"c": 1}
+    with pytest.raises(jg.StoreError, match="no run 'nope'"):
+        chain(store, Counter()).run(resume="nope")
+
+
+def test_resume_with_nothing_to_resume_runs_everything_and_says_so(tmp_path):
+    counter = Counter()
+    report = chain(tmp_path / "s.db", counter).run(resume="last")
+    assert report.ok and counter.calls == {"a": 1, "b": 1, "c": 1}
+    assert report.notes == ["no earlier run to resume: everything runs"]
+    assert report.to_dict()["notes"] == report.notes
+
+
+def test_resume_in_memory_without_a_store():
+    counter = Counter()
+    scheduler = chain(None, counter, fail_c=True)
+    scheduler.run()
+    c = scheduler.jobs[0]
+    c._fn = Counter().job("c")  # fix the broken job in place
+    report = scheduler.run(resume="last")
+    assert report.ok and counter.calls == {"a": 1, "b": 1, "c": 1}
+
+
+def test_a_result_that_cannot_be_stored_fails_that_job_not_the_run(tmp_path):
+    bad = jg.Job(lambda: threading.Lock(), name="bad")
+    good = jg.Job(lambda: 2, name="good")
+    after = jg.Job(lambda x: x, bad, name="after")
+    report = jg.Scheduler(good, after, store=tmp_path / "s.db").run()
+    assert good.result() == 2 and bad.state is jg.State.FAILED
+    assert after.state is jg.State.SKIPPED
+    assert "cannot be stored" in report.why()
+
+
+def test_shell_output_is_kept_in_the_store(tmp_path):
+    job = jg.Shell("echo hello; echo oops >&2", name="sh")
+    report = jg.Scheduler(job, store=tmp_path / "s.db").run()
+    db = SQLiteStore(tmp_path / "s.db")
+    assert db.output(report.run_id, "sh", "stdout") == "hello\n"
+    assert db.output(report.run_id, "sh", "stderr") == "oops\n"
+
+
+def test_nested_jobs_are_recorded_as_outer_slash_inner(tmp_path):
+    inner = jg.Scheduler(jg.Job(lambda: 1, name="x"), name="inner")
+    report = jg.Scheduler(inner, store=tmp_path / "s.db").run()
+    names = set(SQLiteStore(tmp_path / "s.db").job_ends(report.run_id))
+    assert names == {"inner", "inner/x"}
+
+
+# -- fingerprints ---------------------------------------------------------------------
+
+
+def build(tmp_path: Path, counter: Counter, store) -> tuple[jg.Scheduler, dict[str, jg.Job]]:
+    def compile_one(src: str) -> str:
+        counter.job("cc-" + Path(src).stem)()
+        out = Path(src).with_suffix(".o")
+        out.write_text(Path(src).read_text().upper())
+        return out.read_text()
+
+    jobs = {}
+    for stem in ("a", "b"):
+        src = str(tmp_path / f"{stem}.c")
+        jobs[stem] = jg.Job(
+            compile_one, src, inputs=[src], outputs=[src[:-2] + ".o"], name=f"cc-{stem}"
+        )
+    jobs["link"] = jg.Job(counter.job("link"), jobs["a"], jobs["b"], cache=True, name="link")
+    return jg.Scheduler(jobs["link"], name="build", store=store), jobs
+
+
+def test_unchanged_cached_jobs_are_up_to_date_with_their_stored_result(tmp_path):
+    (tmp_path / "a.c").write_text("a")
+    (tmp_path / "b.c").write_text("b")
+    store = tmp_path / "s.db"
+    counter = Counter()
+    build(tmp_path, counter, store)[0].run()
+    again = Counter()
+    scheduler, jobs = build(tmp_path, again, store)
+    report = scheduler.run()
+    assert again.calls == {}
+    assert report.counts == {jg.State.UP_TO_DATE: 3}
+    assert jobs["a"].result() == "A"
+
+
+def test_changing_one_input_reruns_exactly_what_depends_on_it(tmp_path):
+    (tmp_path / "a.c").write_text("a")
+    (tmp_path / "b.c").write_text("b")
+    store = tmp_path / "s.db"
+    build(tmp_path, Counter(), store)[0].run()
+    (tmp_path / "a.c").write_text("a2")
+    counter = Counter()
+    build(tmp_path, counter, store)[0].run()
+    assert counter.calls == {"cc-a": 1, "link": 1}
+
+
+def test_early_cutoff_when_a_rerun_gives_the_same_result(tmp_path):
+    (tmp_path / "a.c").write_text("a")
+    (tmp_path / "b.c").write_text("b")
+    store = tmp_path / "s.db"
+    build(tmp_path, Counter(), store)[0].run()
+    (tmp_path / "a.c").write_text("A")  # different input, same compiled result "A"
+    counter = Counter()
+    build(tmp_path, counter, store)[0].run()
+    assert counter.calls == {"cc-a": 1}
+
+
+def test_missing_output_and_force_rerun(tmp_path):
+    (tmp_path / "a.c").write_text("a")
+    (tmp_path / "b.c").write_text("b")
+    store = tmp_path / "s.db"
+    build(tmp_path, Counter(), store)[0].run()
+    (tmp_path / "b.o").unlink()
+    counter = Counter()
+    build(tmp_path, counter, store)[0].run()
+    assert counter.calls == {"cc-b": 1}
+    counter = Counter()
+    build(tmp_path, counter, store)[0].run(force=["link"])
+    assert counter.calls == {"link": 1}
+    counter = Counter()
+    build(tmp_path, counter, store)[0].run(force=True)
+    assert counter.calls == {"cc-a": 1, "cc-b": 1, "link": 1}
+
+
+def test_explain_gives_the_reasons(tmp_path):
+    (tmp_path / "a.c").write_text("a")
+    (tmp_path / "b.c").write_text("b")
+    store = tmp_path / "s.db"
+    scheduler, jobs = build(tmp_path, Counter(), store)
+    assert scheduler.explain(jobs["a"])[0] == "never ran"
+    assert scheduler.explain("link") == [
+        "requirement 'cc-a' runs first (decided when it ends)",
+        "requirement 'cc-b' runs first (decided when it ends)",
+    ]
+    scheduler.run()
+    scheduler, jobs = build(tmp_path, Counter(), store)
+    assert scheduler.explain("link").up_to_date
+    (tmp_path / "a.c").write_text("a2")
+    (tmp_path / "b.o").unlink()
+    assert scheduler.explain("cc-a") == [f"input {tmp_path / 'a.c'} changed"]
+    assert scheduler.explain("cc-b") == [f"output {tmp_path / 'b.o'} missing"]
+    assert scheduler.explain("cc-b", force=True) == ["forced"]
+    plain = jg.Scheduler(jg.Job(lambda: 1, name="p"))
+    assert plain.explain("p")[0].startswith("not cached")
+
+
+def test_code_argument_and_environment_changes_are_noticed(tmp_path, monkeypatch):
+    store = tmp_path / "s.db"
+
+    def make(arg: int, code: int) -> jg.Scheduler:
+        fn = (lambda x: x + 1) if code == 1 else (lambda x: x + 2)
+        return jg.Scheduler(
+            jg.Job(fn, arg, cache=True, env_keys=["JG_MODE"], name="j"), name="s", store=store
+        )
+
+    monkeypatch.setenv("JG_MODE", "fast")
+    make(1, 1).run()
+    assert make(1, 1).explain("j").up_to_date
+    assert make(2, 1).explain("j") == ["argument changed"]
+    assert make(1, 2).explain("j") == ["code changed"]
+    monkeypatch.setenv("JG_MODE", "slow")
+    assert make(1, 1).explain("j") == ["environment variable JG_MODE changed"]
+
+
+def test_fingerprints_do_not_depend_on_the_hash_seed(tmp_path):
+    script = textwrap.dedent(
+        """
+        import jobgraph as jg
+        from jobgraph import fingerprint as fp
+        def f(x): return x in {"red", "green", "blue"}
+        job = jg.Job(f, {"b": {1, 2, "x"}, "a": frozenset({"q", "r"})}, cache=True, name="f")
+        s = jg.Scheduler(job)
+        print(fp.fingerprint(fp.parts_of(job, {}, None)))
+        """
+    )
+    seen = set()
+    for seed in ("0", "1", "123", "random"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+        )
+        seen.add(out.stdout.strip())
+    assert len(seen) == 1 and len(seen.pop()) == 64
+
+
+def test_cached_jobs_are_remembered_in_process_without_a_store():
+    counter = Counter()
+    job = jg.Job(counter.job("j"), 5, cache=True, name="j")
+    scheduler = jg.Scheduler(job)
+    scheduler.run()
+    report = scheduler.run()
+    assert counter.calls == {"j": 1} and report.counts == {jg.State.UP_TO_DATE: 1}
+
+
+# -- ownership and store errors -------------------------------------------------------
+
+
+def test_a_second_runner_of_a_live_run_gets_a_clear_error(tmp_path):
+    store = tmp_path / "s.db"
+    first = chain(store, Counter(), fail_c=True).run()
+    db = SQLiteStore(store)
+    db.acquire(first.run_id, "otherhost:1:abc", ttl=60, now=__import__("time").time())
+    with pytest.raises(RunLockedError, match="being run by otherhost"):
+        chain(store, Counter()).run(resume=first.run_id)
+
+
+def test_a_run_whose_owner_died_on_this_machine_is_taken_over(tmp_path):
+    import socket
+    import time
+
+    store = tmp_path / "s.db"
+    first = chain(store, Counter(), fail_c=True).run()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    db = SQLiteStore(store)
+    db.acquire(first.run_id, f"{socket.gethostname()}:{dead.pid}:x", ttl=60, now=time.time())
+    assert chain(store, Counter()).run(resume=first.run_id).ok
+
+
+def test_a_hard_store_error_stops_the_run_with_store_error(tmp_path):
+    class Broken(jg.store.MemoryStore if hasattr(jg, "store") else object):  # type: ignore[misc]
+        pass
+
+    from jobgraph.store import MemoryStore
+
+    class FailingStore(MemoryStore):
+        def record(self, run_id, starts, ends):
+            raise jg.StoreError("disk I/O error")
+
+    jobs = [jg.Job(lambda: 1, name=f"j{k}") for k in range(5)]
+    with pytest.raises(jg.StoreError, match="disk I/O error"):
+        jg.Scheduler(*jobs, store=FailingStore()).run()
