@@ -226,16 +226,16 @@ def job_end(
 ) -> JobEnd:
     """The store's record of a job's end."""
     return JobEnd(
-        name=name,
-        state=state.name,
-        attempts=job._attempts,
-        started_at=job._t0,
-        ended_at=job._t1,
-        error=job._error,
-        returncode=job._returncode,
-        result=result,
-        fingerprint=fingerprint,
-        skipped_because=list(job._causes),
-        note=job._note,
-        parts=parts,
+        name,
+        state.name,
+        job._attempts,
+        job._t0,
+        job._t1,
+        job._error,
+        job._returncode,
+        result,
+        fingerprint,
+        job._causes,
+        job._note,
+        parts,
     )

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 _SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
 _CANCELLED, _UP_TO_DATE = State.CANCELLED, State.UP_TO_DATE
 _now = time.time
+_PICKLED_NONE = pickle.dumps(None)
 _FREEZE_AT = 10_000  # graphs from this size on are hidden from the cyclic GC while running
 
 
@@ -408,6 +409,9 @@ class Runner(BodyStarter):
 
     def _keep_result(self, i: int, job: Job, result: Any) -> tuple[State, Exception | None]:
         """Pickle a result for the store; one that cannot be pickled fails the job."""
+        if result is None:
+            self._pickled[i] = _PICKLED_NONE
+            return _SUCCEEDED, None
         try:
             self._pickled[i] = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:

@@ -56,13 +56,13 @@ def test_job_ends_round_trip_and_successes_keep_fingerprints(store):
     ends = [
         JobEnd("a", "SUCCEEDED", 1, 1.0, 2.0, result=result, fingerprint="f1"),
         JobEnd("b", "FAILED", 2, 1.0, 2.0, error="Traceback...\nValueError: x", returncode=3),
-        JobEnd("c", "SKIPPED", skipped_because=["b"]),
+        JobEnd("c", "SKIPPED", skipped_because=("b",)),
     ]
     store.record("r1", [JobStart("a", 1, 1.0)], ends)
     back = store.job_ends("r1")
     assert back["a"].result == result and back["a"].fingerprint == "f1"
     assert back["b"].returncode == 3 and back["b"].attempts == 2
-    assert back["c"].skipped_because == ["b"]
+    assert back["c"].skipped_because == ("b",)
     success = store.last_success("build", "a")
     assert (success.fingerprint, success.result) == ("f1", result)
     assert store.last_success("build", "b") is None

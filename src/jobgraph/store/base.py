@@ -9,7 +9,8 @@ from __future__ import annotations
 import abc
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import StoreError
 
@@ -45,9 +46,8 @@ class RunInfo:
     graph_digest: str = ""
 
 
-@dataclass
-class JobEnd:
-    """A job's terminal record in one run."""
+class JobEnd(NamedTuple):
+    """A job's terminal record in one run (a tuple: cheap to build and to batch)."""
 
     name: str
     state: str
@@ -58,13 +58,12 @@ class JobEnd:
     returncode: int | None = None
     result: bytes | None = None
     fingerprint: str | None = None
-    skipped_because: list[str] = field(default_factory=list)
+    skipped_because: tuple[str, ...] = ()
     note: str | None = None
     parts: str | None = None  # JSON of what the fingerprint covers (see fingerprint.py)
 
 
-@dataclass
-class JobStart:
+class JobStart(NamedTuple):
     """An attempt that began."""
 
     name: str

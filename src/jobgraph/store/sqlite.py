@@ -8,8 +8,8 @@ migrated forward when an older file is opened.
 
 from __future__ import annotations
 
-import json
 import os
+import pickle
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +22,7 @@ from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
+_PICKLE = 4  # protocol of journal rows (readable by every supported Python)
 _RETRIES = 8  # attempts at a write that keeps finding the database locked
 _BUSY_MS = 5000
 
@@ -42,29 +43,13 @@ _MIGRATIONS: list[str] = [
         lease_until REAL
     );
     CREATE INDEX runs_by_scheduler ON runs (scheduler, seq);
-    CREATE TABLE jobs (
+    CREATE TABLE journal (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
         run_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        started_at REAL,
-        ended_at REAL,
-        error TEXT,
-        returncode INTEGER,
-        result BLOB,
-        fingerprint TEXT,
-        skipped_because TEXT NOT NULL DEFAULT '[]',
-        note TEXT,
-        parts TEXT,
-        PRIMARY KEY (run_id, name)
+        starts BLOB NOT NULL,
+        ends BLOB NOT NULL
     );
-    CREATE TABLE attempts (
-        run_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        attempt INTEGER NOT NULL,
-        started_at REAL NOT NULL,
-        PRIMARY KEY (run_id, name, attempt)
-    );
+    CREATE INDEX journal_by_run ON journal (run_id, seq);
     CREATE TABLE successes (
         scheduler TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -252,73 +237,46 @@ class SQLiteStore(Store):
     # -- jobs -----------------------------------------------------------------------
 
     def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+        # One journal row per flush, the batch pickled as plain tuples: a row per job
+        # would cost more than the jobs themselves (the store must stay cheap per job).
+        packed_starts = pickle.dumps([tuple(s) for s in starts], protocol=_PICKLE)
+        packed_ends = pickle.dumps([tuple(e) for e in ends], protocol=_PICKLE)
+        wins = [
+            (e.name, e.fingerprint, e.result, e.parts, run_id)
+            for e in ends
+            if e.fingerprint is not None and e.state in ("SUCCEEDED", "UP_TO_DATE")
+        ]
+
         def write(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?)",
-                [(run_id, s.name, s.attempt, s.started_at) for s in starts],
+            db.execute(
+                "INSERT INTO journal (run_id, starts, ends) VALUES (?, ?, ?)",
+                (run_id, packed_starts, packed_ends),
             )
-            db.executemany(
-                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        run_id,
-                        e.name,
-                        e.state,
-                        e.attempts,
-                        e.started_at,
-                        e.ended_at,
-                        e.error,
-                        e.returncode,
-                        e.result,
-                        e.fingerprint,
-                        json.dumps(e.skipped_because),
-                        e.note,
-                        e.parts,
-                    )
-                    for e in ends
-                ],
-            )
-            wins = [
-                e
-                for e in ends
-                if e.fingerprint is not None and e.state in ("SUCCEEDED", "UP_TO_DATE")
-            ]
             if wins:
                 scheduler = db.execute(
                     "SELECT scheduler FROM runs WHERE run_id = ?", (run_id,)
                 ).fetchone()[0]
                 db.executemany(
                     "INSERT OR REPLACE INTO successes VALUES (?, ?, ?, ?, ?, ?)",
-                    [(scheduler, e.name, e.fingerprint, e.result, e.parts, run_id) for e in wins],
+                    [(scheduler, *win) for win in wins],
                 )
 
         if starts or ends:
             self._write(write)
 
     def job_ends(self, run_id: str) -> dict[str, JobEnd]:
-        rows = self._read(
-            "SELECT name, state, attempts, started_at, ended_at, error, returncode, result, "
-            "fingerprint, skipped_because, note, parts FROM jobs WHERE run_id = ?",
-            (run_id,),
-        )
-        ends = {}
-        for row in rows:
-            name, state, attempts, started, ended, error, code, result, print_ = row[:9]
-            ends[name] = JobEnd(
-                name,
-                state,
-                attempts,
-                started,
-                ended,
-                error,
-                code,
-                result,
-                print_,
-                json.loads(row[9]),
-                row[10],
-                row[11],
-            )
+        rows = self._read("SELECT ends FROM journal WHERE run_id = ? ORDER BY seq", (run_id,))
+        ends: dict[str, JobEnd] = {}
+        for (packed,) in rows:
+            for fields in pickle.loads(packed):
+                end = JobEnd(*fields)
+                ends[end.name] = end  # a later record of a job (a resume) wins
         return ends
+
+    def job_starts(self, run_id: str) -> list[JobStart]:
+        """Every attempt that began in a run, in order."""
+        rows = self._read("SELECT starts FROM journal WHERE run_id = ? ORDER BY seq", (run_id,))
+        return [JobStart(*fields) for (packed,) in rows for fields in pickle.loads(packed)]
 
     def last_success(self, scheduler: str, name: str) -> Success | None:
         rows = self._read(
