@@ -37,9 +37,16 @@ class Undigestable(Exception):
 # -- canonical encoding ---------------------------------------------------------------
 
 
+_SIMPLE = frozenset({str, int, float, bool, type(None)})
+
+
 def _encode(value: Any, out: list[bytes]) -> None:
     """Append a canonical, typed encoding of ``value`` to ``out``."""
-    if value is None or isinstance(value, (bool, int, float, complex)):
+    kind = type(value)
+    if (kind is tuple or kind is list) and all(type(v) in _SIMPLE for v in value):
+        # Fast path for the usual arguments: the repr of these types is canonical.
+        out.append(f"{kind.__name__}:{value!r};".encode())
+    elif value is None or isinstance(value, (bool, int, float, complex)):
         out.append(f"{type(value).__name__}:{value!r};".encode())
     elif isinstance(value, str):
         out.append(b"str:%d:" % len(value.encode()) + value.encode() + b";")
@@ -146,11 +153,21 @@ def _job_code(job: Job) -> str:
     if job._kind == SHELL:
         shell: Any = job
         env = json.dumps(shell.env or {}, sort_keys=True)
-        return f"shell:{shell.command_line}\ncwd={shell.cwd}\nenv={env}"
+        text = f"shell:{shell.command_line}\ncwd={shell.cwd}\nenv={env}"
+        return hashlib.sha256(text.encode()).hexdigest()
     fn = job._fn
     if inspect.iscoroutine(fn):
         return f"coroutine:{fn.__qualname__}\n{fn.cr_code.co_code.hex()}"
-    return code_of(fn)
+    try:
+        return _code_digest(fn)
+    except TypeError:  # an unhashable callable object
+        return hashlib.sha256(code_of(fn).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_digest(fn: Any) -> str:
+    """``code_of`` hashed, once per function object (thousands of jobs share one)."""
+    return hashlib.sha256(code_of(fn).encode()).hexdigest()
 
 
 def _arguments(job: Job) -> str | None:
@@ -170,6 +187,8 @@ def _arguments(job: Job) -> str | None:
 
     if inspect.iscoroutine(job._fn):
         return None  # a coroutine object's arguments are hidden in its frame
+    if not job._data_deps:
+        return try_digest([job._args, dict(job._kwargs)])
     return try_digest([strip(job._args), strip(dict(job._kwargs))])
 
 
@@ -210,7 +229,7 @@ def parts_of(
     inputs = {p: _file_digest(p, old_inputs) for p in expand(job.inputs, cwd)}
     return {
         "name": job.name,
-        "code": hashlib.sha256(_job_code(job).encode()).hexdigest(),
+        "code": _job_code(job),
         "args": _arguments(job),
         "requires": dict(sorted(requirement_digests.items())),
         "inputs": inputs,
@@ -222,8 +241,12 @@ def fingerprint(parts: Parts) -> str | None:
     """The fingerprint of ``parts``, or None when some part cannot be known (always run)."""
     if parts["args"] is None or any(d is None for d in parts["requires"].values()):
         return None
-    stable = {**parts, "inputs": {p: v[2] for p, v in parts["inputs"].items()}}
-    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+    # A plain canonical text (cheaper than JSON with sorted keys, and just as stable).
+    fields = [parts["name"], parts["code"], parts["args"]]
+    fields += [f"{k}={v}" for k, v in parts["requires"].items()]  # already sorted
+    fields += [f"{p}={v[2]}" for p, v in parts["inputs"].items()]  # sorted by expand()
+    fields += [f"{k}={v}" for k, v in parts["env"].items()]  # sorted keys
+    return hashlib.sha256("\x00".join(map(str, fields)).encode()).hexdigest()
 
 
 def missing_outputs(job: Job) -> list[str]:

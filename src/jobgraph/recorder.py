@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
 from .state import SUCCESS, State
-from .store import JobEnd, JobStart, RunInfo, RunLockedError, Store, new_run_id, open_store
+from .store import (
+    JobEnd,
+    JobStart,
+    RunInfo,
+    RunLockedError,
+    Store,
+    Success,
+    new_run_id,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from .job import Job
@@ -39,6 +48,7 @@ class Remembered:
     fingerprint: str
     parts: dict[str, Any]
     result: Any
+    pickled: bytes | None = None  # the stored bytes of the result, when a store has them
 
 
 class Resumed:
@@ -84,6 +94,7 @@ class Recorder:
         self._starts: list[JobStart] = []
         self._ends: list[JobEnd] = []
         self._loaded: dict[str, JobEnd] = {}
+        self._successes: dict[str, Success] | None = None
 
     @property
     def durable(self) -> bool:
@@ -204,11 +215,13 @@ class Recorder:
         """The last success of a cached job, from the store or from this process."""
         if self.store is None:
             return self.scheduler._memo.get(name)
-        success = self.store.last_success(self.scheduler.name, name)
+        if self._successes is None:  # one read for the whole run, not one per job
+            self._successes = self.store.successes(self.scheduler.name)
+        success = self._successes.get(name)
         if success is None or success.parts is None:
             return None
         result = pickle.loads(success.result) if success.result is not None else None
-        return Remembered(success.fingerprint, json.loads(success.parts), result)
+        return Remembered(success.fingerprint, json.loads(success.parts), result, success.result)
 
     def remember(self, name: str, fingerprint: str, parts: dict[str, Any], result: Any) -> None:
         """Without a store, keep a cached job's success in the scheduler object."""

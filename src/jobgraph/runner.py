@@ -340,6 +340,8 @@ class Runner(BodyStarter):
         if _fp.missing_outputs(job):
             return False
         job._result = known.result
+        if known.pickled is not None:
+            self._pickled[i] = known.pickled  # record the stored bytes, no new pickling
         job._t0 = job._t1 = _now()
         self.core.finish(i, _UP_TO_DATE)
         self._collect_ended()
@@ -458,7 +460,9 @@ class Runner(BodyStarter):
         name = self.prefix + job.name
         success = state is _SUCCEEDED or state is _UP_TO_DATE
         fingerprint = print_[0] if print_ is not None and success else None
-        parts = json.dumps(print_[1]) if fingerprint is not None and print_ else None
+        # Parts are kept for a new success only: an UP_TO_DATE job's match the stored ones.
+        fresh = fingerprint is not None and state is _SUCCEEDED and print_ is not None
+        parts = json.dumps(print_[1]) if fresh and print_ is not None else None
         result = self._pickled.pop(j, None)
         if state is _UP_TO_DATE and result is None:
             result = pickle.dumps(job._result)

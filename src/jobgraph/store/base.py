@@ -133,6 +133,10 @@ class Store(abc.ABC):
     def last_success(self, scheduler: str, name: str) -> Success | None:
         """The fingerprint, result and parts of a job's last success, if any."""
 
+    @abc.abstractmethod
+    def successes(self, scheduler: str) -> dict[str, Success]:
+        """Every job's last success for ``scheduler`` (one read for a whole run)."""
+
     # -- output ---------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -57,13 +57,16 @@ class MemoryStore(Store):
         scheduler = self._runs[run_id].scheduler
         for end in ends:
             table[end.name] = end
-            if end.fingerprint is not None and end.state in ("SUCCEEDED", "UP_TO_DATE"):
+            if end.fingerprint is not None and end.state == "SUCCEEDED":
                 self._success[(scheduler, end.name)] = Success(
                     end.fingerprint, end.result, end.parts
                 )
 
     def job_ends(self, run_id: str) -> dict[str, JobEnd]:
         return dict(self._ends.get(run_id, {}))
+
+    def successes(self, scheduler: str) -> dict[str, Success]:
+        return {name: s for (owner, name), s in self._success.items() if owner == scheduler}
 
     def last_success(self, scheduler: str, name: str) -> Success | None:
         return self._success.get((scheduler, name))

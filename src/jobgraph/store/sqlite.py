@@ -241,10 +241,11 @@ class SQLiteStore(Store):
         # would cost more than the jobs themselves (the store must stay cheap per job).
         packed_starts = pickle.dumps([tuple(s) for s in starts], protocol=_PICKLE)
         packed_ends = pickle.dumps([tuple(e) for e in ends], protocol=_PICKLE)
+        # An UP_TO_DATE end matched the stored success: nothing new to write there.
         wins = [
             (e.name, e.fingerprint, e.result, e.parts, run_id)
             for e in ends
-            if e.fingerprint is not None and e.state in ("SUCCEEDED", "UP_TO_DATE")
+            if e.fingerprint is not None and e.state == "SUCCEEDED"
         ]
 
         def write(db: sqlite3.Connection) -> None:
@@ -277,6 +278,13 @@ class SQLiteStore(Store):
         """Every attempt that began in a run, in order."""
         rows = self._read("SELECT starts FROM journal WHERE run_id = ? ORDER BY seq", (run_id,))
         return [JobStart(*fields) for (packed,) in rows for fields in pickle.loads(packed)]
+
+    def successes(self, scheduler: str) -> dict[str, Success]:
+        rows = self._read(
+            "SELECT name, fingerprint, result, parts FROM successes WHERE scheduler = ?",
+            (scheduler,),
+        )
+        return {row[0]: Success(*row[1:]) for row in rows}
 
     def last_success(self, scheduler: str, name: str) -> Success | None:
         rows = self._read(
