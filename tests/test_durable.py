@@ -311,3 +311,41 @@ def test_a_hard_store_error_stops_the_run_with_store_error(tmp_path):
     jobs = [jg.Job(lambda: 1, name=f"j{k}") for k in range(5)]
     with pytest.raises(jg.StoreError, match="disk I/O error"):
         jg.Scheduler(*jobs, store=FailingStore()).run()
+
+
+LONG_RUN = textwrap.dedent(
+    """
+    import sys, time
+    import jobgraph as jg
+    def slow():
+        time.sleep(30)
+    jg.Scheduler(jg.Job(slow, name="slow"), name="long", store=sys.argv[1]).run()
+    """
+)
+
+
+def test_two_processes_on_one_run_one_wins_then_the_other_takes_over(tmp_path):
+    import signal
+    import time
+
+    store = tmp_path / "s.db"
+    first = subprocess.Popen([sys.executable, "-c", LONG_RUN, str(store)])
+    try:
+        deadline = time.monotonic() + 20
+        run_id = None
+        while run_id is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            if store.exists():
+                runs = SQLiteStore(store).runs()
+                run_id = runs[0].run_id if runs else None
+        assert run_id is not None
+        second = jg.Scheduler(jg.Job(lambda: None, name="slow"), name="long", store=store)
+        started = time.monotonic()
+        with pytest.raises(RunLockedError, match=f"run {run_id} is being run by"):
+            second.run(resume=run_id)
+        assert time.monotonic() - started < 1.0
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    report = second.run(resume=run_id)  # the owner is dead: taken over at once
+    assert report.ok and report.run_id == run_id
