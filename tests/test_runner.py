@@ -36,7 +36,7 @@ def test_cancelled_error_in_the_first_step_is_a_failure_not_a_crash():
     assert report.exit_code == 1
 
 
-def test_each_coroutine_job_runs_in_its_own_task():
+def test_coroutine_jobs_run_in_worker_tasks_not_in_the_callers():
     seen = []
 
     async def who():
@@ -45,10 +45,13 @@ def test_each_coroutine_job_runs_in_its_own_task():
             await asyncio.sleep(0)
         return "ok"
 
-    jobs = [jg.Job(who) for _ in range(3)]
-    report = jg.Scheduler(*jobs).run()
-    assert report.ok
-    assert len({id(t) for t in seen}) == 3 and None not in seen
+    async def main() -> None:
+        jobs = [jg.Job(who) for _ in range(3)]
+        report = await jg.Scheduler(*jobs).co_run()
+        assert report.ok
+        assert None not in seen and asyncio.current_task() not in seen
+
+    asyncio.run(main())
 
 
 def test_asyncio_timeout_inside_a_job_times_out_only_that_job():
@@ -214,3 +217,59 @@ def test_an_alert_skipped_because_nothing_failed_keeps_the_run_ok():
     report = jg.Scheduler(work, alert).run()
     assert alert.state is jg.State.SKIPPED
     assert report.ok and report.exit_code == 0 and report.why() == "ok"
+
+
+def test_suspended_jobs_all_run_at_once():
+    async def nap():
+        await asyncio.sleep(0.3)
+
+    jobs = [jg.Job(nap) for _ in range(50)]
+    started = time.monotonic()
+    assert jg.Scheduler(*jobs).run().ok
+    assert time.monotonic() - started < 3.0  # 50 x 0.3 s in sequence would be 15 s
+
+
+def test_each_job_runs_in_its_own_context():
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen = []
+
+    async def setter():
+        var.set("set by a job")
+
+    async def reader():
+        seen.append(var.get())
+
+    first = jg.Job(setter)
+    second = jg.Job(reader, requires=first)
+    jg.Scheduler(second).run()
+    assert seen == ["unset"]
+
+
+def test_task_groups_work_inside_jobs():
+    async def fan():
+        async with asyncio.TaskGroup() as group:
+            parts = [group.create_task(asyncio.sleep(0.01, result=k)) for k in range(3)]
+        return sum(p.result() for p in parts)
+
+    job = jg.Job(fan)
+    jg.Scheduler(job, jg.Job(fan), jg.Job(lambda: 1)).run()
+    assert job.result() == 3
+
+
+def test_a_timed_out_job_does_not_disturb_jobs_that_ran_on_its_worker():
+    async def quick(k):
+        return k
+
+    async def slow():
+        await asyncio.sleep(10)
+
+    slow_job = jg.Job(slow, timeout=0.2, name="slow")
+    quick_jobs = [jg.Job(quick, k, name=f"q{k}") for k in range(20)]
+    after = [jg.Job(quick, k, requires=slow_job, run_if="done", name=f"a{k}") for k in range(5)]
+    report = jg.Scheduler(slow_job, *quick_jobs, *after).run()
+    assert slow_job.state is jg.State.TIMED_OUT
+    assert [j.result() for j in quick_jobs] == list(range(20))
+    assert [j.result() for j in after] == list(range(5))
+    assert report.exit_code == 1

@@ -1,7 +1,7 @@
 """Starting and stopping job bodies: where each kind of job runs, and how it is stopped.
 
-Coroutines run in a task of their own, which records its end itself (no done-callback,
-one loop step per job; on Python 3.12+ the first step runs eagerly). Plain functions run
+Coroutines run on worker tasks (see ``workers.py``): a short job costs no task of its
+own, a job that suspends keeps its worker for its whole life. Plain functions run
 in a thread pool, a worker process, or an executor object. Commands run in their own
 process group. A timeout or an abort stops each the way it can really be stopped, and
 whatever refuses to stop is abandoned after a grace period, so no run ever hangs on it.
@@ -13,22 +13,21 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import plan as _plan
-from .executors.process import WorkerPool
+from .executors.process import WorkerPool as ProcessPool
 from .executors.shell import run_shell
 from .job import CORO_FUNCTION, CORO_OBJECT, FUNCTION, SHELL, Job
 from .state import State
+from .workers import WorkerPool
 
 if TYPE_CHECKING:
     from .core import Core
 
 _SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
 _CANCELLED = State.CANCELLED
-_EAGER = sys.version_info >= (3, 12)
 _ABANDON_AFTER = 3.0  # seconds past the grace period before a stubborn body is given up
 
 THREAD_NOTE = (
@@ -46,7 +45,7 @@ class Attempt:
     def __init__(self) -> None:
         self.future: asyncio.Future[Any] | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self.pool: WorkerPool | None = None  # set when the body runs in a worker process
+        self.pool: ProcessPool | None = None  # set when the body runs in a worker process
         self.timed_out = False
         self.cancelled = False
 
@@ -56,7 +55,7 @@ class Pools:
 
     def __init__(self) -> None:
         self._threads: ThreadPoolExecutor | None = None
-        self._processes: WorkerPool | None = None
+        self._processes: ProcessPool | None = None
 
     @property
     def threads(self) -> ThreadPoolExecutor:
@@ -66,10 +65,10 @@ class Pools:
         return self._threads
 
     @property
-    def processes(self) -> WorkerPool:
+    def processes(self) -> ProcessPool:
         """The worker-process pool, started on first use."""
         if self._processes is None:
-            self._processes = WorkerPool()
+            self._processes = ProcessPool()
         return self._processes
 
     def close(self) -> None:
@@ -78,16 +77,6 @@ class Pools:
             self._threads.shutdown(wait=False, cancel_futures=True)
         if self._processes is not None:
             self._processes.close()
-
-
-def new_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
-    """A task whose first step runs at once where Python can (3.12+), else next tick."""
-    if loop.get_task_factory() is not None:
-        return loop.create_task(coro)  # honour the loop's own factory
-    if _EAGER:
-        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-    # The constructor directly: loop.create_task adds a Python-level layer per job.
-    return asyncio.Task(coro, loop=loop)
 
 
 class BodyStarter:
@@ -100,6 +89,7 @@ class BodyStarter:
     executor: Any
     kill_grace: float
     _active: dict[int, Attempt]
+    _workers: WorkerPool
 
     def _ended(
         self,
@@ -133,23 +123,28 @@ class BodyStarter:
     def _run_coroutine(self, i: int, job: Job, coro: Any) -> None:
         attempt = Attempt()
         self._active[i] = attempt
-        attempt.future = new_task(self.loop, self._body(i, attempt, coro))
-        if job.timeout is not None and self._active.get(i) is attempt:
-            self._arm(i, attempt)
+        self._workers.submit(i, attempt, coro)
 
-    async def _body(self, i: int, attempt: Attempt, coro: Any) -> None:
-        """Await a job's coroutine in its own task and record how it ended."""
-        try:
-            result = await coro
-        except asyncio.CancelledError:
-            inside = None
-            if not (attempt.timed_out or attempt.cancelled):
-                inside = asyncio.CancelledError("the job's coroutine was cancelled from inside")
-            self._attempt_ended(i, attempt, None, inside)
-        except Exception as exc:
-            self._attempt_ended(i, attempt, None, exc)
-        else:
-            self._attempt_ended(i, attempt, result, None)
+    def _coroutine_begins(self, i: int, attempt: Attempt, task: asyncio.Task[Any]) -> bool:
+        """A worker takes the job: False if it was stopped while queued."""
+        if self._active.get(i) is not attempt:
+            return False
+        attempt.future = task
+        if self.jobs[i].timeout is not None:
+            self._arm(i, attempt)
+        return True
+
+    def _coroutine_ended(
+        self, i: int, attempt: Attempt, result: Any, exc: BaseException | None
+    ) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            ours = attempt.timed_out or attempt.cancelled
+            exc = (
+                None
+                if ours
+                else asyncio.CancelledError("the job's coroutine was cancelled from inside")
+            )
+        self._attempt_ended(i, attempt, result, exc)
 
     def _start_function(self, i: int, job: Job, args: Any, kwargs: Any) -> None:
         timed = job.timeout is not None
@@ -200,7 +195,8 @@ class BodyStarter:
         result = None if exc is not None else future.result()
         if exc is None and inspect.iscoroutine(result) and self._active.get(i) is attempt:
             # A plain function that returned a coroutine: await it here, on the loop.
-            attempt.future = new_task(self.loop, self._body(i, attempt, result))
+            attempt.future = None
+            self._workers.submit(i, attempt, result)
             return
         self._attempt_ended(i, attempt, result, exc)
 
@@ -260,7 +256,9 @@ class BodyStarter:
             if forever_only and not self.jobs[i].forever:
                 continue
             attempt.cancelled = True
-            if self._stop(i, attempt):
+            if attempt.future is None and attempt.pool is None:
+                self._ended(i, _CANCELLED)  # still queued for a worker: it never starts
+            elif self._stop(i, attempt):
                 self._ended(i, _CANCELLED, note=THREAD_NOTE)
 
 

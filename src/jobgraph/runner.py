@@ -28,6 +28,7 @@ from .executors.shell import kill_all_groups
 from .job import CORO_OBJECT, SHELL, Job
 from .recorder import LEASE_SECONDS, Recorder, Resumed, job_end
 from .state import State
+from .workers import WorkerPool
 
 if TYPE_CHECKING:
     from .report import Report
@@ -109,6 +110,9 @@ class Runner(BodyStarter):
         self.plan = plan = self._validate()
         self.jobs = plan.jobs
         self.loop = asyncio.get_running_loop()
+        self._workers = WorkerPool(
+            self.loop, self._coroutine_begins, self._coroutine_ended, self._pump
+        )
         self.rec = self._open_recorder(plan)
         self._durable = self.rec.durable
         self.core = core = Core(self._spec(plan))
@@ -140,18 +144,29 @@ class Runner(BodyStarter):
         """While the run is not finished: commit, start what is ready, wait, record."""
         core = self.core
         while not core.finished:
-            self._flush()
             if core.aborted is not None:
+                self._flush()
                 await self._settle()
                 return
-            ready = core.dispatch()
-            if ready:
-                self._start_all(ready)
-                continue
-            await self._next_event()
+            if not self._pump():
+                await self._next_event()
         if self._timer is not None:
             self._timer.cancel()  # stopping forever jobs is not part of the run's time
         await self._stop_forever_jobs()
+
+    def _pump(self) -> bool:
+        """Commit what ended, then start what is ready; True if anything was started.
+
+        Worker tasks call this too, so that short jobs flow without waking this loop.
+        """
+        core = self.core
+        if core.aborted is not None:
+            return False
+        self._flush()
+        ready = core.dispatch()
+        if ready:
+            self._start_all(ready)
+        return bool(ready)
 
     def _start_all(self, ready: list[int]) -> None:
         core = self.core

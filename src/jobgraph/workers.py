@@ -1,0 +1,159 @@
+"""Coroutine jobs run on a few worker tasks, not on one task each.
+
+A worker takes jobs from a queue and drives each one's coroutine itself. A job that ends
+without suspending (the common case for short jobs) costs no task and no loop step; the
+worker goes straight on to the next one, and to the scheduler for more. A job that
+suspends keeps its worker — so ``asyncio.current_task()``, ``asyncio.timeout()`` and task
+groups inside the job see one task for the job's whole life — and hands the queue to a
+new worker. So there are about as many workers as suspended jobs, plus one.
+
+Each job runs in a copy of the context, as it would in a task of its own. Cancelling a
+job cancels its worker task; the worker then clears that request (``uncancel``) and lives
+on only if the job was not suspended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any
+
+
+class Worker:
+    """Whether a worker task is draining the queue (not held by a suspended job)."""
+
+    __slots__ = ("draining",)
+
+    def __init__(self) -> None:
+        self.draining = True
+
+
+Queued = tuple[int, Any, Any]  # (job index, attempt, coroutine)
+
+
+class WorkerPool:
+    """The queue of coroutine jobs and the worker tasks that drain it."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        begin: Callable[[int, Any, asyncio.Task[Any]], bool],
+        end: Callable[[int, Any, Any, BaseException | None], None],
+        refill: Callable[[], object],
+    ) -> None:
+        self.loop = loop
+        self.queue: deque[Queued] = deque()
+        self.draining = 0  # workers free to take the next job
+        self._begin = begin  # (i, attempt, task) -> False to skip a job stopped meanwhile
+        self._end = end  # (i, attempt, result, exception or None)
+        self._refill = refill  # ask the scheduler for more ready jobs
+
+    def submit(self, i: int, attempt: Any, coro: Any) -> None:
+        """Queue a job's coroutine; start a worker if none is free."""
+        self.queue.append((i, attempt, coro))
+        if not self.draining:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        worker = Worker()
+        self.draining += 1
+        # Not an eager task even where Python has them: a worker must never start
+        # inside the code that is queueing jobs.
+        self.loop.create_task(self._work(worker))
+
+    async def _work(self, worker: Worker) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        queue = self.queue
+        try:
+            while True:
+                if not queue:
+                    self._refill()
+                    if not queue:
+                        return
+                i, attempt, coro = queue.popleft()
+                if not self._begin(i, attempt, task):
+                    coro.close()
+                    continue
+                await _Drive(self, worker, task, i, attempt, coro)
+                if not worker.draining:  # it was held by a suspended job: take up again
+                    worker.draining = True
+                    self.draining += 1
+        finally:
+            if worker.draining:
+                self.draining -= 1
+
+    def handed_off(self, worker: Worker) -> None:
+        """A job suspended in ``worker``: someone else must drain the queue."""
+        worker.draining = False
+        self.draining -= 1
+        if self.queue and not self.draining:
+            self._spawn()
+
+
+class _Drive:
+    """Run one job's coroutine inside the current worker task, forwarding its awaits."""
+
+    __slots__ = ("attempt", "coro", "i", "pool", "task", "worker")
+
+    def __init__(
+        self,
+        pool: WorkerPool,
+        worker: Worker,
+        task: asyncio.Task[Any],
+        i: int,
+        attempt: Any,
+        coro: Any,
+    ) -> None:
+        self.pool, self.worker, self.task = pool, worker, task
+        self.i, self.attempt, self.coro = i, attempt, coro
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        context = contextvars.copy_context()  # as a task of its own would have
+        coro, end = self.coro, self.pool._end
+        try:
+            value = context.run(coro.send, None)
+        except StopIteration as stop:
+            end(self.i, self.attempt, stop.value, None)
+            return
+        except BaseException as exc:
+            self._failed(exc)
+            return
+        self.pool.handed_off(self.worker)
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as thrown:  # a cancellation travels into the job
+                try:
+                    value = context.run(coro.throw, thrown)
+                except StopIteration as stop:
+                    end(self.i, self.attempt, stop.value, None)
+                    return
+                except BaseException as exc:
+                    self._failed(exc)
+                    return
+            else:
+                try:
+                    value = context.run(coro.send, sent)
+                except StopIteration as stop:
+                    end(self.i, self.attempt, stop.value, None)
+                    return
+                except BaseException as exc:
+                    self._failed(exc)
+                    return
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise exc
+        if isinstance(exc, asyncio.CancelledError):
+            # The job took the cancellation: leave the worker's task with none pending.
+            uncancel = getattr(self.task, "uncancel", None)  # Python 3.11+
+            cancelling = getattr(self.task, "cancelling", None)
+            if uncancel is not None and cancelling is not None and cancelling():
+                uncancel()
+        self.pool._end(self.i, self.attempt, None, exc)
