@@ -104,8 +104,12 @@ class Core:
             if waiting == 0 and self.state[i] is _PENDING:
                 self._make_ready(i)
 
-    def dispatch(self) -> list[int]:
-        """Return the jobs to start now (marked RUNNING), within window and pools."""
+    def dispatch(self, limit: int | None = None) -> list[int]:
+        """Return the jobs to start now (marked RUNNING), within window and pools.
+
+        ``limit`` caps how many are handed out at once (the rest stay ready), so a
+        driver can start a huge fan-out in chunks instead of holding it all in memory.
+        """
         if self.aborted is not None:
             return []
         if not self._contended:
@@ -113,12 +117,16 @@ class Core:
             if not fifo:
                 return []
             state = self.state
-            batch = [i for i in fifo if state[i] is _READY]
-            fifo.clear()
+            if limit is None or len(fifo) <= limit:
+                batch = [i for i in fifo if state[i] is _READY]
+                fifo.clear()
+            else:
+                popleft = fifo.popleft
+                batch = [i for i in (popleft() for _ in range(limit)) if state[i] is _READY]
             for i in batch:
                 self._to_running(i)
             return batch
-        return self._dispatch_contended()
+        return self._dispatch_contended(limit)
 
     def finish(self, i: int, state: State) -> None:
         """Job ``i`` ended in terminal ``state``: release what it held, update dependents."""
@@ -193,10 +201,11 @@ class Core:
         else:
             self._running += 1
 
-    def _dispatch_contended(self) -> list[int]:
+    def _dispatch_contended(self, limit: int | None) -> list[int]:
         batch = self._dispatch_forever() if self._forever_ready else []
         heap, window = self._heap, self._window
-        while heap and (window is None or self._running < window):
+        room = limit if limit is not None else len(heap)
+        while heap and (window is None or self._running < window) and len(batch) < room:
             _, i = heapq.heappop(heap)
             if self.state[i] is not _READY:
                 continue  # ended while queued (a forever requirement failed)

@@ -38,6 +38,7 @@ _SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
 _CANCELLED, _UP_TO_DATE = State.CANCELLED, State.UP_TO_DATE
 _now = time.time
 _PICKLED_NONE = pickle.dumps(None)
+_CHUNK = 4096  # most jobs handed to the workers' queue at once
 _FREEZE_AT = 10_000  # graphs from this size on are hidden from the cyclic GC while running
 
 
@@ -148,7 +149,8 @@ class Runner(BodyStarter):
                 self._flush()
                 await self._settle()
                 return
-            if not self._pump():
+            # Workers pull more work themselves while they drain their queue.
+            if self._workers.draining or not self._pump():
                 await self._next_event()
         if self._timer is not None:
             self._timer.cancel()  # stopping forever jobs is not part of the run's time
@@ -163,7 +165,8 @@ class Runner(BodyStarter):
         if core.aborted is not None:
             return False
         self._flush()
-        ready = core.dispatch()
+        # Chunks: a fan-out of a million quick jobs needs no million coroutines at once.
+        ready = core.dispatch(max(_CHUNK - len(self._workers.queue), 1))
         if ready:
             self._start_all(ready)
         return bool(ready)

@@ -89,6 +89,8 @@ class WorkerPool:
         """A job suspended in ``worker``: someone else must drain the queue."""
         worker.draining = False
         self.draining -= 1
+        if not self.queue:
+            self._refill()  # what became ready meanwhile (a forever job's dependents)
         if self.queue and not self.draining:
             self._spawn()
 
