@@ -9,6 +9,7 @@ the core says is ready, wait for something to end. Bodies are started and stoppe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import pickle
@@ -16,7 +17,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import fingerprint as _fp
@@ -108,24 +109,21 @@ class Runner(BodyStarter):
 
     async def run(self) -> Report:
         """Validate, run every job to a terminal state, record it, and build the report."""
-        self.plan = plan = self._validate()
-        self.jobs = plan.jobs
         self.loop = asyncio.get_running_loop()
-        self._workers = WorkerPool(
-            self.loop, self._coroutine_begins, self._coroutine_ended, self._pump
-        )
-        self.rec = self._open_recorder(plan)
-        self._durable = self.rec.durable
-        self.core = core = Core(self._spec(plan))
+        frozen = self.parent is None and len(self.scheduler._jobs) >= _FREEZE_AT
+        with _collector_paused(frozen):
+            self.plan = plan = self._validate()
+            self.jobs = plan.jobs
+            self._workers = WorkerPool(
+                self.loop, self._coroutine_begins, self._coroutine_ended, self._pump
+            )
+            self.rec = self._open_recorder(plan)
+            self._durable = self.rec.durable
+            self.core = core = Core(self._spec(plan))
+            self._reset_jobs(plan)
         self.started_at = _now()
-        self._reset_jobs(plan)
         self._timer = self._arm_global_timeout()
         sigint = self._install_sigint()
-        frozen = self.parent is None and len(plan.jobs) >= _FREEZE_AT
-        if frozen:
-            # The graph is built: keep the cyclic collector from re-traversing it on
-            # every full collection during the run (quadratic-looking at a million jobs).
-            gc.freeze()
         heartbeat = self._heartbeat()
         try:
             core.start()
@@ -536,6 +534,27 @@ class Runner(BodyStarter):
         if self._report is None:
             self._report = Report.from_run(self)
         return self._report
+
+
+@contextlib.contextmanager
+def _collector_paused(big: bool) -> Iterator[None]:
+    """For a big graph: no cyclic GC while the plan is built, then hide it from the GC.
+
+    Building the plan allocates a few objects per job and frees none; the collector would
+    traverse the whole, growing graph again and again. Frozen, the graph is skipped by
+    every collection during the run (``gc.unfreeze()`` when the run ends).
+    """
+    if not big:
+        yield
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        gc.freeze()  # only once the run will go on: the run's end unfreezes
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _arguments(job: Job) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
