@@ -22,9 +22,10 @@ class CycleError(GraphError):
     as in :class:`graphlib.CycleError`.
     """
 
-    def __init__(self, cycle: Sequence[str]) -> None:
+    def __init__(self, cycle: Sequence[str], where: str = "") -> None:
         self.cycle: list[str] = list(cycle)
-        super().__init__("cycle in requirements: " + " -> ".join(self.cycle))
+        prefix = f"{where}: " if where else ""
+        super().__init__(prefix + "cycle in requirements: " + " -> ".join(self.cycle))
 
 
 class DuplicateNameError(GraphError):

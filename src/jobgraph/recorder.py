@@ -95,6 +95,7 @@ class Recorder:
         self._ends: list[JobEnd] = []
         self._loaded: dict[str, JobEnd] = {}
         self._successes: dict[str, Success] | None = None
+        self._written: dict[tuple[str, str], int] = {}  # output already kept, per stream
 
     @property
     def durable(self) -> bool:
@@ -188,13 +189,18 @@ class Recorder:
         assert self.run_id is not None
         self.store.record(self.run_id, starts, ends)
 
-    def output(self, name: str, stdout: str, stderr: str) -> None:
-        """Keep a command's output for later reading."""
+    def output(self, name: str, job: Job) -> None:
+        """Keep what a command printed since the last call (``jobgraph logs`` reads it)."""
         if self.store is None or self.run_id is None:
             return
-        for stream, text in (("stdout", stdout), ("stderr", stderr)):
-            if text:
-                self.store.append_output(self.run_id, name, stream, text)
+        for stream, buffer in (("stdout", job._stdout), ("stderr", job._stderr)):
+            if buffer is None:
+                continue
+            text = buffer.read_all()
+            done = self._written.get((name, stream), 0)
+            if len(text) > done:
+                self.store.append_output(self.run_id, name, stream, text[done:])
+                self._written[(name, stream)] = len(text)
 
     def finish(self, ended_at: float, exit_code: int, why: str) -> None:
         """Record the run's outcome and give the lease up."""
@@ -236,6 +242,7 @@ def job_end(
     result: bytes | None,
     fingerprint: str | None,
     parts: str | None,
+    requires: tuple[str, ...] = (),
 ) -> JobEnd:
     """The store's record of a job's end."""
     return JobEnd(
@@ -251,4 +258,5 @@ def job_end(
         job._causes,
         job._note,
         parts,
+        requires,
     )

@@ -64,8 +64,8 @@ class JobRecord:
             "state": self.state.name,
             "requires": list(self.requires),
             "attempts": self.attempts,
-            "started_at": _iso(self.started_at),
-            "ended_at": _iso(self.ended_at),
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
             "duration": self.duration,
             "error": self.error,
             "returncode": self.returncode,
@@ -96,7 +96,8 @@ def summary_line(error: str | None) -> str:
     return block[0] if block else (lines[-1] if lines else "")
 
 
-def _iso(timestamp: float | None) -> str | None:
+def iso(timestamp: float | None) -> str | None:
+    """A timestamp as ISO 8601 in UTC (``2026-11-21T14:03:07.123456Z``), or None."""
     if timestamp is None:
         return None
     moment = _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc)
@@ -176,6 +177,30 @@ def _counts(runner: Runner) -> Counter[State]:
     return counts
 
 
+def _stored_record(end: Any) -> JobRecord:
+    result = None
+    if end.result is not None and end.state in ("SUCCEEDED", "UP_TO_DATE"):
+        import pickle
+
+        try:
+            result = _short.repr(pickle.loads(end.result))
+        except Exception:
+            result = "<cannot be read back>"
+    return JobRecord(
+        end.name,
+        State[end.state],
+        list(end.requires),
+        end.attempts,
+        end.started_at,
+        end.ended_at,
+        end.error,
+        end.returncode,
+        list(end.skipped_because),
+        result,
+        end.note,
+    )
+
+
 class Report:
     """The outcome of one run: states, times, errors, and why it ended as it did."""
 
@@ -219,6 +244,47 @@ class Report:
             run_id=runner.rec.run_id,
             notes=[runner.rec.note] if runner.rec.note and runner.parent is None else [],
         )
+
+    @classmethod
+    def from_store(cls, store: Any, run_id: str) -> Report:
+        """Rebuild the report of a recorded run (jobs ordered by when they started)."""
+        from .errors import StoreError
+
+        info = store.find_run("", run_id)
+        if info is None:
+            raise StoreError(f"no run {run_id!r} in the store")
+        records = [_stored_record(end) for end in store.job_ends(run_id).values()]
+        ended = {r.name for r in records}
+        for start in store.job_starts(run_id) if hasattr(store, "job_starts") else ():
+            if start.name not in ended:  # began, never ended: the run died meanwhile
+                ended.add(start.name)
+                records.append(
+                    JobRecord(
+                        start.name,
+                        State.RUNNING,
+                        [],
+                        start.attempt,
+                        start.started_at,
+                        note="no end recorded: the run stopped while it ran",
+                    )
+                )
+        records.sort(key=lambda r: (r.started_at or r.ended_at or 0.0, r.name))
+        kind = {2: "critical", 3: "timeout", 130: "interrupted"}.get(info.exit_code or 0)
+        counts = Counter(r.state for r in records)
+        bad = [r for r in records if _is_bad(r.state, r.forever, tuple(r.skipped_because))]
+        report = cls(
+            records=records,
+            counts=counts,
+            bad=bad,
+            started_at=info.started_at,
+            ended_at=info.ended_at or info.started_at,
+            stop_kind=kind,
+            reason=info.why if kind else None,
+            run_id=run_id,
+        )
+        if info.ended_at is None:
+            report.notes.append("the run has no recorded end: it is running, or it died")
+        return report
 
     # -- the outcome ----------------------------------------------------------------
 
@@ -296,8 +362,8 @@ class Report:
         return {
             "schema": SCHEMA_VERSION,
             "run_id": self.run_id,
-            "started_at": _iso(self.started_at_ts),
-            "ended_at": _iso(self.ended_at_ts),
+            "started_at": iso(self.started_at_ts),
+            "ended_at": iso(self.ended_at_ts),
             "elapsed": self.elapsed,
             "ok": self.ok,
             "exit_code": self.exit_code,

@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import fingerprint as _fp
@@ -39,6 +40,7 @@ _SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
 _CANCELLED, _UP_TO_DATE = State.CANCELLED, State.UP_TO_DATE
 _now = time.time
 _PICKLED_NONE = pickle.dumps(None)
+_OUTPUT_EVERY = 0.5  # seconds between writes of running commands' output to the store
 _CHUNK = 4096  # most jobs handed to the workers' queue at once
 _FREEZE_AT = 10_000  # graphs from this size on are hidden from the cyclic GC while running
 
@@ -60,6 +62,8 @@ class Runner(BodyStarter):
         kill_grace: float | None = None,
         parent: Runner | None = None,
         handle_sigint: bool = False,
+        on_event: Any = None,
+        source: str | None = None,
     ) -> None:
         from . import options as _opt
         from .scheduler import _check_window
@@ -84,6 +88,11 @@ class Runner(BodyStarter):
         self.parent = parent
         self.handle_sigint = handle_sigint
         self.resume = resume
+        self.source = source  # the file the graph came from (the command line records it)
+        # Progress displays listen here: on_event("start" | "end", runner, index).
+        self.on_event: Any = (
+            on_event if on_event is not None else (parent.on_event if parent is not None else None)
+        )
         self.force = force
         self.shared: Pools = parent.shared if parent is not None else Pools()
         self.prefix = ""  # "outer/" for the jobs of a nested scheduler, in the store
@@ -221,6 +230,8 @@ class Runner(BodyStarter):
             return rec
         rec = Recorder(self.scheduler, self.store_spec)
         options = {"window": self.window, "timeout": self.timeout, "force": self.force}
+        if self.source:
+            options["file"] = str(Path(self.source).resolve())
         self._resumed = rec.begin(plan, self.resume, options)
         return rec
 
@@ -260,15 +271,29 @@ class Runner(BodyStarter):
         if self.parent is not None or not self.rec.durable:
             return None
 
+        beats_per_lease = round(LEASE_SECONDS / 3 / _OUTPUT_EVERY)
+        count = 0
+
         def beat() -> None:
+            nonlocal count
+            count += 1
             try:
-                self.rec.renew()
+                self._keep_output()  # live output for `jobgraph logs --follow`
+                if count % beats_per_lease == 0:
+                    self.rec.renew()
             except StoreError as exc:
                 self._store_failed(exc)
-            self._beat = self.loop.call_later(LEASE_SECONDS / 3, beat)
+            self._beat = self.loop.call_later(_OUTPUT_EVERY, beat)
 
-        self._beat = self.loop.call_later(LEASE_SECONDS / 3, beat)
+        self._beat = self.loop.call_later(_OUTPUT_EVERY, beat)
         return self._beat
+
+    def _keep_output(self) -> None:
+        """Write what running commands printed since the last beat."""
+        for i in list(self._active):
+            job = self.jobs[i]
+            if job._kind == SHELL:
+                self.rec.output(self.prefix + job.name, job)
 
     def _install_sigint(self) -> bool:
         if not self.handle_sigint or threading.current_thread() is not threading.main_thread():
@@ -332,6 +357,8 @@ class Runner(BodyStarter):
             return
         job._attempts += 1
         job._t0 = _now()
+        if self.on_event is not None:
+            self.on_event("start", self, i)
         if self._durable:
             self.rec.started(self.prefix + job.name, job._attempts, job._t0)
         try:
@@ -448,6 +475,11 @@ class Runner(BodyStarter):
             return
         now, rec, jobs, states = _now(), self.rec, self.jobs, self.core.state
         durable = self._durable
+        if self.on_event is not None:
+            for j in ended:
+                if jobs[j]._t1 is None:
+                    jobs[j]._t1 = now
+                self.on_event("end", self, j)
         if not durable and not self._prints:  # the common case: only stamp the end time
             for j in ended:
                 job = jobs[j]
@@ -482,10 +514,11 @@ class Runner(BodyStarter):
         result = self._pickled.pop(j, None)
         if state is _UP_TO_DATE and result is None:
             result = pickle.dumps(job._result)
-        self.rec.ended(job_end(job, state, name, result, fingerprint, parts))
-        if job._kind == SHELL and job._stdout is not None:
+        requires = tuple(self.prefix + self.core.names[r] for r in self.plan.reqs[j])
+        self.rec.ended(job_end(job, state, name, result, fingerprint, parts, requires))
+        if job._kind == SHELL:
             try:
-                self.rec.output(name, job.stdout(), job.stderr())
+                self.rec.output(name, job)
             except StoreError as exc:
                 self._store_failed(exc)
 

@@ -313,7 +313,7 @@ class Scheduler(Job):
     async def _execute(self, options: dict[str, Any], handle_sigint: bool) -> Report:
         from .runner import Runner
 
-        unknown = set(options) - set(RUN_OPTIONS) - {"kill_grace"}
+        unknown = set(options) - set(RUN_OPTIONS) - {"kill_grace", "on_event", "source"}
         if unknown:
             name = sorted(unknown)[0]
             hint = _plan.did_you_mean(name, RUN_OPTIONS)

@@ -21,7 +21,7 @@ class Subgraph(Scheduler):
         self.parent = parent
         self._outside = outside
         super().__init__(
-            name=f"{parent.name}-subgraph",
+            name=parent.name,  # its jobs are the same jobs: the same history in a store
             window=parent.window,
             resources=parent.pools or None,
             store=parent.store,

@@ -61,6 +61,7 @@ class JobEnd(NamedTuple):
     skipped_because: tuple[str, ...] = ()
     note: str | None = None
     parts: str | None = None  # JSON of what the fingerprint covers (see fingerprint.py)
+    requires: tuple[str, ...] = ()  # names of its requirements (for reports of past runs)
 
 
 class JobStart(NamedTuple):

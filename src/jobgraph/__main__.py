@@ -1,0 +1,5 @@
+"""``python -m jobgraph`` is the ``jobgraph`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,400 @@
+"""The ``jobgraph`` command. Heavy modules are imported inside commands, so --help is fast.
+
+Exit status: a run's report exit code (0 ok, 1 a job failed, 2 aborted, 3 timed out, 130
+interrupted); 2 for a bad file or option, with one message naming the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_STORE = os.path.join(".jobgraph", "state.db")
+USER_ERROR = 2
+
+
+class UserError(click.ClickException):
+    """A mistake in a file or an option: one line, exit status 2, no traceback."""
+
+    exit_code = USER_ERROR
+
+    def show(self, file: Any = None) -> None:
+        """Print ``jobgraph: error: ...`` on standard error."""
+        click.echo(f"jobgraph: error: {self.format_message()}", err=True)
+
+
+def _names(values: tuple[str, ...]) -> list[str]:
+    """NAME options may repeat or hold commas: --only a --only b,c."""
+    return [n for value in values for n in value.split(",") if n]
+
+
+def _store_option(default: str | None = DEFAULT_STORE) -> Callable[[F], F]:
+    return click.option(
+        "--store",
+        "store",
+        default=default,
+        show_default=True,
+        help="Where runs are recorded: a path, sqlite:///path.",
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jobgraph")
+def main() -> None:
+    """Run a graph of jobs: functions, coroutines and shell commands."""
+
+
+# -- run ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-j", "--jobs", "window", type=click.IntRange(min=1), help="At most N jobs at once.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds for the whole run."
+)
+@click.option("--fail-fast", is_flag=True, help="The first failure stops the run.")
+@click.option(
+    "--force",
+    "force",
+    multiple=True,
+    is_flag=False,
+    flag_value="*",
+    help="Run cached jobs anyway: all (no value) or the NAMEs given.",
+)
+@click.option(
+    "--resume",
+    "resume",
+    is_flag=False,
+    flag_value="last",
+    default=None,
+    help="Resume the last run, or RUN.",
+)
+@_store_option()
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "thread", "process"]),
+    default="local",
+    show_default=True,
+    help="Where plain functions run.",
+)
+@click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False), help="Write the JSON report here."
+)
+@click.option(
+    "--junit", "junit_path", type=click.Path(dir_okay=False), help="Write JUnit XML here."
+)
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), help="Write the HTML report here."
+)
+@click.option("--only", multiple=True, help="Only these jobs and what they need.")
+@click.option("--dry-run", is_flag=True, help="Say what would run and why; run nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def run(
+    file: str,
+    window: int | None,
+    timeout: float | None,
+    fail_fast: bool,
+    force: tuple[str, ...],
+    resume: str | None,
+    store: str,
+    executor: str,
+    report_path: str | None,
+    junit_path: str | None,
+    html_path: str | None,
+    only: tuple[str, ...],
+    dry_run: bool,
+    quiet: bool,
+) -> None:
+    """Run the jobs of FILE (a Python file or a YAML workflow)."""
+    scheduler = _prepare(file, only, fail_fast)
+    forced: Any = True if "*" in force else (_names(force) or None)
+    if dry_run:
+        _dry_run(scheduler, store, forced)
+        return
+    options: dict[str, Any] = {
+        "store": _open(store),
+        "force": forced,
+        "source": file,
+        "executor": None if executor == "local" else executor,
+    }
+    if window is not None:
+        options["window"] = window
+    if timeout is not None:
+        options["timeout"] = timeout
+    if resume is not None:
+        options["resume"] = resume
+    report = _run(scheduler, options, quiet)
+    _write_reports(report, report_path, junit_path, html_path, scheduler)
+    click.echo(_summary(report, report_path or html_path or junit_path), err=True)
+    sys.exit(report.exit_code)
+
+
+def _prepare(file: str, only: tuple[str, ...], fail_fast: bool) -> Any:
+    scheduler = _load(file)
+    names = _names(only)
+    if names:
+        plan = _checked(scheduler.plan)
+        for name in names:
+            _checked(lambda n=name: plan.index(n))
+        scheduler = scheduler.subgraph(ends=names)
+    if fail_fast:
+        for job in scheduler.jobs:
+            job.critical = True
+    return scheduler
+
+
+def _run(scheduler: Any, options: dict[str, Any], quiet: bool) -> Any:
+    from .progress import LiveProgress, PlainProgress
+
+    display: Any = None
+    if not quiet:
+        live = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+        display = LiveProgress(len(scheduler.jobs)) if live else PlainProgress(sys.stderr)
+    try:
+        return _checked(lambda: scheduler.run(on_event=display, **options))
+    finally:
+        if display is not None:
+            display.close()
+
+
+def _open(store: str) -> Any:
+    from .store import open_store
+
+    return _checked(lambda: open_store(store))
+
+
+def _dry_run(scheduler: Any, store: str, forced: Any) -> None:
+    scheduler.store = store if store and Path(_sqlite_path(store)).exists() else None
+    for job in _checked(scheduler.topological_order):
+        reasons = scheduler.explain(job, force=forced)
+        verdict = "up to date" if reasons.up_to_date else "would run: " + "; ".join(reasons)
+        click.echo(f"{job.name}: {verdict}")
+
+
+def _sqlite_path(store: str) -> str:
+    return store[len("sqlite:///") :] if store.startswith("sqlite:///") else store
+
+
+def _write_reports(
+    report: Any,
+    json_path: str | None,
+    junit_path: str | None,
+    html_path: str | None,
+    scheduler: Any,
+) -> None:
+    if json_path:
+        report.to_json(json_path)
+    if junit_path:
+        report.to_junit(junit_path)
+    if html_path:
+        from .render.html import write_html
+
+        write_html(report, scheduler, html_path)
+
+
+def _summary(report: Any, where: str | None) -> str:
+    from .progress import summary
+
+    return summary(report, where)
+
+
+# -- loading files ---------------------------------------------------------------------------
+
+
+def _load(file: str) -> Any:
+    path = Path(file)
+    if not path.exists():
+        raise UserError(f"{file}: no such file")
+    if path.suffix in (".yaml", ".yml"):
+        from .workflow import load
+
+        return _checked(lambda: load(path))
+    if path.suffix == ".py":
+        return _load_python(path)
+    raise UserError(f"{file}: expected a Python file (.py) or a YAML workflow (.yaml, .yml)")
+
+
+def _load_python(path: Path) -> Any:
+    import runpy
+
+    from .scheduler import Scheduler
+
+    sys.path.insert(0, str(path.parent.resolve()))
+    try:
+        namespace = runpy.run_path(str(path), run_name="__jobgraph__")
+    except Exception as exc:
+        raise UserError(f"{path}: could not be loaded: {type(exc).__name__}: {exc}") from exc
+    found = namespace.get("scheduler")
+    if found is None and callable(namespace.get("main")):
+        found = _checked(namespace["main"])
+    if not isinstance(found, Scheduler):
+        raise UserError(f"{path}: defines no module-level 'scheduler' (nor a main() returning one)")
+    return found
+
+
+def _checked(action: Any) -> Any:
+    """Run ``action``; definition errors become one-line user errors (exit status 2)."""
+    from .errors import GraphError, StoreError
+
+    try:
+        return action()
+    except (GraphError, StoreError, ValueError, TypeError) as exc:
+        raise UserError(str(exc)) from exc
+
+
+# -- graph, explain ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dot", "mermaid", "svg", "png", "html"]),
+    default="dot",
+    show_default=True,
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here.")
+def graph(file: str, fmt: str, output: str | None) -> None:
+    """Draw the graph of FILE."""
+    scheduler = _load(file)
+    if fmt in ("dot", "mermaid") and not output:
+        click.echo(_checked(scheduler.dot if fmt == "dot" else scheduler.mermaid), nl=False)
+        return
+    suffix = {"mermaid": ".mmd"}.get(fmt, f".{fmt}")
+    target = output or str(Path(file).with_suffix(suffix).name)
+    try:
+        written = _checked(
+            lambda: scheduler.export(target if target.endswith(suffix) else target + suffix)
+        )
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(written)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("names", nargs=-1)
+@_store_option()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def explain(file: str, names: tuple[str, ...], store: str, as_json: bool) -> None:
+    """Say why jobs of FILE would run (all of them, or the NAMEs)."""
+    scheduler = _load(file)
+    scheduler.store = store if Path(_sqlite_path(store)).exists() else None
+    jobs = list(names) or [job.name for job in _checked(scheduler.topological_order)]
+    answers = {name: list(_checked(lambda n=name: scheduler.explain(n))) for name in jobs}
+    if as_json:
+        click.echo(json.dumps(answers, indent=2))
+        return
+    for name, reasons in answers.items():
+        click.echo(f"{name}: {'; '.join(reasons)}")
+
+
+# -- history ----------------------------------------------------------------------------------
+
+
+def _history(store: str) -> Any:
+    from .store import open_store
+
+    if not Path(_sqlite_path(store)).exists():
+        raise UserError(f"no store at {store} (runs are recorded by 'jobgraph run')")
+    return _checked(lambda: open_store(store))
+
+
+@main.command()
+@_store_option()
+@click.option("--limit", default=20, show_default=True, help="How many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs(store: str, limit: int, as_json: bool) -> None:
+    """List recorded runs, newest first."""
+    from .report import iso
+
+    rows = _history(store).runs(limit)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "run_id": r.run_id,
+                        "scheduler": r.scheduler,
+                        "started_at": iso(r.started_at),
+                        "ended_at": iso(r.ended_at),
+                        "exit_code": r.exit_code,
+                        "why": r.why,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    for r in rows:
+        state = "running or died" if r.ended_at is None else f"exit {r.exit_code}: {r.why}"
+        click.echo(f"{r.run_id}  {iso(r.started_at)}  {r.scheduler}  {state}")
+
+
+@main.command()
+@click.argument("run_id")
+@_store_option()
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
+def show(run_id: str, store: str, as_json: bool) -> None:
+    """Show the report of a past run."""
+    from .report import Report
+
+    report = _checked(lambda: Report.from_store(_history(store), run_id))
+    click.echo(report.to_json() if as_json else report.debrief(), nl=not as_json)
+    if as_json:
+        click.echo()
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("job")
+@_store_option()
+@click.option(
+    "--stderr", "stream", flag_value="stderr", default="stdout", help="Show standard error instead."
+)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing while the job runs.")
+def logs(run_id: str, job: str, store: str, stream: str, follow: bool) -> None:
+    """Print a shell job's output (live while it runs, with --follow)."""
+    from .logs import follow_output
+
+    history = _history(store)
+    if history.find_run("", run_id) is None:
+        raise UserError(f"no run {run_id!r} in {store}")
+    for text in follow_output(history, run_id, job, stream, follow):
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("run_id")
+@_store_option()
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def resume(run_id: str, store: str, quiet: bool) -> None:
+    """Resume a recorded run (its jobs that ended well do not run again)."""
+    history = _history(store)
+    info = history.find_run("", run_id)
+    if info is None:
+        raise UserError(f"no run {run_id!r} in {store}")
+    source = json.loads(info.options or "{}").get("file")
+    if not source:
+        raise UserError(
+            f"run {run_id} was not started by 'jobgraph run FILE': resume it from "
+            f"Python with run(resume={run_id!r})"
+        )
+    scheduler = _load(source)
+    report = _run(scheduler, {"store": _open(store), "resume": run_id, "source": source}, quiet)
+    click.echo(_summary(report, None), err=True)
+    sys.exit(report.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,30 @@
+"""Reading a job's kept output, and following it while the job runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+POLL = 0.25  # seconds between looks at the store while following
+
+
+def follow_output(store: Any, run_id: str, job: str, stream: str, follow: bool) -> Iterator[str]:
+    """Yield a job's output; with ``follow``, keep yielding until the job has ended."""
+    shown = 0
+    while True:
+        ended = not follow or _ended(store, run_id, job)
+        text = store.output(run_id, job, stream)
+        if len(text) > shown:
+            yield text[shown:]
+            shown = len(text)
+        if ended:  # checked before reading: what came with the end is shown too
+            return
+        time.sleep(POLL)
+
+
+def _ended(store: Any, run_id: str, job: str) -> bool:
+    if job in store.job_ends(run_id):
+        return True
+    info = store.find_run("", run_id)
+    return info is None or info.ended_at is not None

@@ -1,0 +1,244 @@
+"""YAML workflow files -> a Scheduler, with errors that name the file and the line.
+
+    window: 4
+    jobs:
+      fetch:
+        shell: curl -sSf -o data.csv https://example.org/data.csv
+        outputs: [data.csv]
+      stats:
+        call: mypkg.stats:compute
+        args: [data.csv]
+        requires: [fetch]
+
+Commands run in the workflow file's folder unless a job sets ``cwd``; relative ``inputs``,
+``outputs`` and ``cwd`` are relative to that folder too. The folder is put on
+``sys.path`` so ``call:`` can name modules that sit beside the file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import CycleError, GraphError, MissingDependencyError
+from .job import Job, Shell
+from .plan import did_you_mean
+from .scheduler import Scheduler
+
+TOP_KEYS = ("name", "window", "timeout", "resources", "jobs")
+JOB_KEYS = (
+    "shell",
+    "call",
+    "args",
+    "kwargs",
+    "requires",
+    "timeout",
+    "retries",
+    "retry_delay",
+    "retry_backoff",
+    "critical",
+    "forever",
+    "run_if",
+    "resources",
+    "priority",
+    "cache",
+    "inputs",
+    "outputs",
+    "env",
+    "env_keys",
+    "cwd",
+)
+
+
+class WorkflowError(GraphError):
+    """A workflow file is malformed; the message starts with ``FILE:LINE:``."""
+
+
+@dataclass
+class _Where:
+    path: Path
+    lines: dict[tuple[str, ...], int]
+
+    def at(self, *key: str) -> str:
+        """``file:line`` of a key path, or of the nearest enclosing one."""
+        while key and key not in self.lines:
+            key = key[:-1]
+        return f"{self.path}:{self.lines.get(key, 1)}"
+
+
+def load(path: str | Path) -> Scheduler:
+    """Read a YAML workflow file and build its scheduler (raises :class:`WorkflowError`)."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WorkflowError(f"{file}: cannot read the workflow: {exc.strerror}") from exc
+    data, where = _parse(file, text)
+    return _build(data, where)
+
+
+def _parse(file: Path, text: str) -> tuple[dict[str, Any], _Where]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise WorkflowError(f"{file}:{line}: not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise WorkflowError(f"{file}:1: a workflow is a mapping with a 'jobs' key")
+    lines: dict[tuple[str, ...], int] = {}
+    _record_lines(node, (), lines)
+    return data, _Where(file, lines)
+
+
+def _record_lines(node: Any, key: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
+    """Remember the line of every mapping key and sequence item, by its key path."""
+    lines.setdefault(key, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            name = str(k.value)
+            path = (*key, name)
+            lines[path] = k.start_mark.line + 1
+            _record_lines(v, path, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, (*key, str(index)), lines)
+
+
+def _build(data: dict[str, Any], where: _Where) -> Scheduler:
+    _check_keys(data, TOP_KEYS, where, (), "top-level key")
+    jobs_data = data.get("jobs")
+    if not isinstance(jobs_data, dict) or not jobs_data:
+        raise WorkflowError(f"{where.at('jobs')}: 'jobs' must be a mapping of job names to jobs")
+    folder = where.path.parent.resolve()
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))  # call: may name modules beside the workflow
+    jobs = {str(name): _job(str(name), spec, where, folder) for name, spec in jobs_data.items()}
+    for name, spec in jobs_data.items():
+        _link(str(name), spec, jobs, where)
+    try:
+        scheduler = Scheduler(
+            *jobs.values(),
+            name=str(data.get("name") or where.path.stem),
+            window=data.get("window"),
+            timeout=data.get("timeout"),
+            resources=data.get("resources"),
+        )
+        scheduler.validate()
+    except CycleError as exc:
+        first = where.at("jobs", exc.cycle[0]) if exc.cycle else str(where.path)
+        raise CycleError(exc.cycle, first) from None
+    except (GraphError, ValueError, TypeError) as exc:
+        raise WorkflowError(f"{where.at()}: {exc}") from None
+    return scheduler
+
+
+def _check_keys(
+    mapping: dict[str, Any], known: tuple[str, ...], where: _Where, key: tuple[str, ...], what: str
+) -> None:
+    for name in mapping:
+        if name not in known:
+            hint = did_you_mean(str(name), known)
+            raise WorkflowError(f"{where.at(*key, str(name))}: unknown {what} {name!r}{hint}")
+
+
+def _job(name: str, spec: Any, where: _Where, folder: Path) -> Job:
+    key = ("jobs", name)
+    if not isinstance(spec, dict):
+        raise WorkflowError(f"{where.at(*key)}: job {name!r} must be a mapping of options")
+    _check_keys(spec, JOB_KEYS, where, key, f"key in job {name!r}:")
+    if ("shell" in spec) == ("call" in spec):
+        raise WorkflowError(
+            f"{where.at(*key)}: job {name!r} needs exactly one of 'shell' or 'call'"
+        )
+    options = _options(name, spec, folder)
+    try:
+        if "shell" in spec:
+            cwd = _path(folder, spec.get("cwd", "."))
+            return Shell(spec["shell"], cwd=cwd, env=_env(spec.get("env")), **options)
+        args, kwargs = spec.get("args") or [], spec.get("kwargs") or {}
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise ValueError("'args' must be a list and 'kwargs' a mapping")
+        return Job(_target(spec["call"]), *args, **options, **kwargs)
+    except (ValueError, TypeError, ImportError, AttributeError) as exc:
+        option = next((k for k in spec if k in str(exc)), "call" if "call" in spec else "shell")
+        raise WorkflowError(f"{where.at(*key, option)}: job {name!r}: {exc}") from None
+
+
+def _options(name: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+    simple = (
+        "timeout",
+        "retries",
+        "retry_delay",
+        "retry_backoff",
+        "critical",
+        "forever",
+        "run_if",
+        "resources",
+        "priority",
+        "cache",
+        "env_keys",
+    )
+    options = {k: spec[k] for k in simple if k in spec}
+    for key in ("inputs", "outputs"):
+        if key in spec:
+            values = spec[key] if isinstance(spec[key], list) else [spec[key]]
+            options[key] = [_path(folder, str(v)) for v in values]
+    options["name"] = name
+    return options
+
+
+def _path(folder: Path, value: str) -> str:
+    return value if Path(value).is_absolute() else str(folder / value)
+
+
+def _env(env: Any) -> dict[str, str] | None:
+    if env is None:
+        return None
+    if not isinstance(env, dict):
+        raise ValueError("'env' must be a mapping of variable names to values")
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _target(call: Any) -> Any:
+    if not isinstance(call, str) or ":" not in call:
+        raise ValueError(f"'call' must read 'module:function', not {call!r}")
+    module_name, _, attribute = call.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(f"cannot import {module_name!r} for call {call!r}: {exc}") from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise AttributeError(f"{module_name!r} has no {attribute!r} (call {call!r})")
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"call {call!r} names {type(target).__name__}, not a function")
+    return target
+
+
+def _link(name: str, spec: dict[str, Any], jobs: dict[str, Job], where: _Where) -> None:
+    wanted = spec.get("requires") or []
+    wanted = [wanted] if isinstance(wanted, str) else wanted
+    if not isinstance(wanted, list):
+        raise WorkflowError(
+            f"{where.at('jobs', name, 'requires')}: job {name!r}: 'requires' "
+            f"must be a job name or a list of them"
+        )
+    for index, other in enumerate(wanted):
+        if str(other) not in jobs:
+            line = where.at("jobs", name, "requires", str(index))
+            raise MissingDependencyError(
+                f"{line}: job {name!r} requires unknown {other!r}{did_you_mean(str(other), jobs)}"
+            )
+        jobs[name].requires(jobs[str(other)])
