@@ -157,12 +157,30 @@ def _run(scheduler: Any, options: dict[str, Any], quiet: bool) -> Any:
     display: Any = None
     if not quiet:
         live = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
-        display = LiveProgress(len(scheduler.jobs)) if live else PlainProgress(sys.stderr)
+        if live:
+            known = _known_durations(options.get("store"), scheduler.name)
+            display = LiveProgress(len(scheduler.jobs), known)
+        else:
+            display = PlainProgress(sys.stderr)
     try:
         return _checked(lambda: scheduler.run(on_event=display, **options))
     finally:
         if display is not None:
             display.close()
+
+
+def _known_durations(store: Any, scheduler: str) -> dict[str, float]:
+    """How long each job took in the last recorded run (for the live view's ETA)."""
+    if store is None:
+        return {}
+    last = store.find_run(scheduler, "last")
+    if last is None:
+        return {}
+    return {
+        end.name: end.ended_at - end.started_at
+        for end in store.job_ends(last.run_id).values()
+        if end.started_at is not None and end.ended_at is not None
+    }
 
 
 def _open(store: str) -> Any:
