@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import plan as _plan
-from .executors.process import WorkerPool as ProcessPool
 from .executors.shell import run_shell
 from .job import CORO_FUNCTION, CORO_OBJECT, FUNCTION, SHELL, Job
 from .state import State
@@ -25,6 +24,7 @@ from .workers import WorkerPool
 
 if TYPE_CHECKING:
     from .core import Core
+    from .executors.process import WorkerPool as ProcessPool
 
 _SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
 _CANCELLED = State.CANCELLED
@@ -68,6 +68,8 @@ class Pools:
     def processes(self) -> ProcessPool:
         """The worker-process pool, started on first use."""
         if self._processes is None:
+            from .executors.process import WorkerPool as ProcessPool  # multiprocessing: lazily
+
             self._processes = ProcessPool()
         return self._processes
 

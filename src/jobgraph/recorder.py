@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
 from .state import SUCCESS, State
-from .store import (
+from .store.base import (
     JobEnd,
     JobStart,
     RunInfo,
@@ -30,7 +30,6 @@ from .store import (
     Store,
     Success,
     new_run_id,
-    open_store,
 )
 
 if TYPE_CHECKING:
@@ -86,7 +85,11 @@ class Recorder:
 
     def __init__(self, scheduler: Scheduler, store_spec: Any) -> None:
         self.scheduler = scheduler
-        self.store: Store | None = open_store(store_spec)
+        self.store: Store | None = None
+        if store_spec is not None:
+            from .store import open_store  # sqlite3 only when a store is used
+
+            self.store = open_store(store_spec)
         self._owns_store = self.store is not None and self.store is not store_spec
         self.run_id: str | None = None
         self.owner = _owner()

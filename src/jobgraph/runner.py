@@ -21,7 +21,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import fingerprint as _fp
 from . import plan as _plan
 from .bodies import Attempt, BodyStarter, Pools, seconds
 from .core import RUN_IF_CODES, Core, Spec
@@ -369,6 +368,8 @@ class Runner(BodyStarter):
 
     def _up_to_date(self, i: int, job: Job) -> bool:
         """Decide from the fingerprint whether a cached job can be skipped."""
+        from . import fingerprint as _fp  # only runs with cached jobs need it
+
         name = self.prefix + job.name
         requires = {self.jobs[r].name: self._digest(r) for r in self.plan.reqs[i]}
         known = self.rec.remembered(name)
@@ -391,6 +392,8 @@ class Runner(BodyStarter):
         return True
 
     def _digest(self, r: int) -> str | None:
+        from . import fingerprint as _fp
+
         if r not in self._digests:
             job = self.jobs[r]
             ok = self.core.state[r] in (_SUCCEEDED, _UP_TO_DATE)

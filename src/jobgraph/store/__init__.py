@@ -1,13 +1,18 @@
-"""Stores: where runs, job ends, fingerprints and output are kept."""
+"""Stores: where runs, job ends, fingerprints and output are kept.
+
+``SQLiteStore`` is imported on first use (``sqlite3`` is not needed by runs without a store).
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success, new_run_id
 from .memory import MemoryStore
-from .sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from .sqlite import SQLiteStore
 
 __all__ = [
     "JobEnd",
@@ -23,11 +28,21 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    if name == "SQLiteStore":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore
+    raise AttributeError(f"module 'jobgraph.store' has no attribute {name!r}")
+
+
 def open_store(spec: Any) -> Store | None:
     """Turn a ``store=`` value into a store: None, a path, ``sqlite:///path`` or an object."""
     if spec is None or isinstance(spec, Store):
         return spec
     if isinstance(spec, (str, os.PathLike)):
+        from .sqlite import SQLiteStore
+
         text = os.fspath(spec)
         if text.startswith("sqlite:///"):
             # sqlite:///relative/path and sqlite:////absolute/path, as in SQLAlchemy
