@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,7 @@ CAPS: dict[str, int] = {
 }
 """Largest N run by default, per ``peer`` or ``peer/shape`` (others: no cap).
 
-asynciojobs grows faster than linearly (about 30 s for one 100,000-job ``func`` chain) and
+asynciojobs grows faster than linearly (17-30 s for one 100,000-job ``func`` chain) and
 would take half the default run's budget; dask's graph ordering blows up on the layered DAG
 (100,000 jobs: 145 s and 17 GB). Measured on 2 cores, 2026-11-21.
 """
@@ -170,22 +171,32 @@ def spawn(case: Case, timeout: float) -> Outcome:
     """Run one case in a fresh Python process, with a time limit."""
     command = [sys.executable, str(Path(__file__).resolve()), "--case", case.spec]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return Outcome(status="timeout", detail=f"no result within {timeout:g} s")
-    return _parse_child(done)
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group: a timeout kills its helpers too
+    ) as child:
+        try:
+            stdout, stderr = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            return Outcome(status="timeout", detail=f"no result within {timeout:g} s")
+    return _parse_child(stdout, stderr, child.returncode)
 
 
-def _parse_child(done: subprocess.CompletedProcess[str]) -> Outcome:
+def _parse_child(stdout: str, stderr: str, returncode: int) -> Outcome:
     """Read the child's last JSON line; a crash without one is an error with stderr's end."""
-    for line in reversed(done.stdout.splitlines()):
+    for line in reversed(stdout.splitlines()):
         if line.startswith("{"):
             data = json.loads(line)
             fields = {key: data[key] for key in Outcome.__dataclass_fields__}
             return Outcome(**fields)
-    tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-    return Outcome(status="error", detail=f"exit {done.returncode}: {tail}")
+    tail = " | ".join(stderr.strip().splitlines()[-3:])
+    return Outcome(status="error", detail=f"exit {returncode}: {tail}")
 
 
 def cap_for(peer: str, shape: str, caps: dict[str, int]) -> int | None:
@@ -308,10 +319,26 @@ def table_rows(results: Sequence[CaseResult]) -> list[list[str]]:
     return rows
 
 
-def format_table(rows: Sequence[Sequence[str]]) -> str:
-    """Format rows as an aligned Markdown table."""
-    widths = [max(len(cell) for cell in column) for column in zip(COLUMNS, *rows, strict=False)]
-    numeric = {1, 4, 5, 6, 7, 8, 9}
+def pivot_rows(results: Sequence[CaseResult], peers: Sequence[str]) -> list[list[str]]:
+    """Return one row per (shape, N, kind): each peer's µs/job, or its status."""
+    cells: dict[tuple[str, int, str], dict[str, str]] = {}
+    for result in results:
+        case = result.case
+        text = f"{result.us_per_job():.1f}" if result.status == "ok" else result.status
+        cells.setdefault((case.shape, case.n, case.kind), {})[case.peer] = text
+    return [
+        [shape, f"{n:,}", kind, *(by_peer.get(peer, "-") for peer in peers)]
+        for (shape, n, kind), by_peer in cells.items()
+    ]
+
+
+def format_table(
+    rows: Sequence[Sequence[str]],
+    columns: Sequence[str] = COLUMNS,
+    numeric: frozenset[int] = frozenset({1, 4, 5, 6, 7, 8, 9}),
+) -> str:
+    """Format rows as an aligned Markdown table; ``numeric`` columns are right-aligned."""
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=False)]
 
     def fmt(cells: Sequence[str]) -> str:
         """Format one row, numbers aligned right."""
@@ -328,7 +355,25 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
         )
         + "|"
     )
-    return "\n".join([fmt(COLUMNS), rule, *(fmt(row) for row in rows)])
+    return "\n".join([fmt(columns), rule, *(fmt(row) for row in rows)])
+
+
+def git_commit() -> str | None:
+    """Return the checkout's short commit, ``+dirty`` if ``src`` has local changes, or None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return None
+    return (commit + ("+dirty" if dirty else "")) or None
 
 
 def environment() -> dict[str, Any]:
@@ -341,6 +386,7 @@ def environment() -> dict[str, Any]:
             versions[package] = None
     return {
         "date": time.strftime("%Y-%m-%d"),
+        "commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -457,13 +503,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return child_main(args.case)
     meta = environment()
     cases = list(plan(args))
-    _progress(f"{len(cases)} cases x {args.repeat} repeats, one process each; {caps_note(args)}")
+    _progress(f"{len(cases)} cases, {args.repeat} run(s) each, one process each; {caps_note(args)}")
     started = time.perf_counter()
     results = run_all(cases, args.repeat, args.timeout)
     meta["elapsed_s"] = round(time.perf_counter() - started, 1)
-    print(f"# jobgraph benchmarks, {meta['date']}, {meta['cpus']} cores, Python {meta['python']}")
+    print(
+        f"# jobgraph benchmarks, {meta['date']}, commit {meta['commit']}, "
+        f"{meta['cpus']} cores, Python {meta['python']}"
+    )
     print(f"# versions: {meta['versions']}; medians of {args.repeat}; {caps_note(args)}")
     print(format_table(table_rows(results)))
+    print("\n# µs/job (total time / N), by peer")
+    columns = ("shape", "N", "kind", *args.peers)
+    numeric = frozenset({1, *range(3, len(columns))})
+    print(format_table(pivot_rows(results, args.peers), columns, numeric))
+    for result in results:
+        if result.status != "ok":
+            print(f"# {result.case.spec}: {result.status} {result.runs[-1].detail}".rstrip())
     print(f"# harness took {meta['elapsed_s']} s")
     if args.json:
         write_json(args.json, results, meta)
