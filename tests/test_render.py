@@ -66,9 +66,14 @@ def test_export_svg_png_html(tmp_path):
     assert "fetch" in (tmp_path / "g.svg").read_text()
     scheduler.export(str(tmp_path / "g.png"))
     assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    scheduler.export(str(tmp_path / "g.html"))
+
+
+def test_export_html_needs_no_graphviz(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    small().export(str(tmp_path / "g.html"))
     page = (tmp_path / "g.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and "<svg" in page
+    assert page.startswith("<!DOCTYPE html>") and '<svg class="graph"' in page
+    assert "fetch" in page and "http://www.w3.org/2000/svg" in page
 
 
 def test_missing_graphviz_names_what_to_install(tmp_path, monkeypatch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import shutil
 import subprocess
 from pathlib import Path
@@ -50,13 +49,9 @@ def export(scheduler: Scheduler, path: str) -> str:
     elif suffix in (".svg", ".png"):
         target.write_bytes(render_image(scheduler.dot(), suffix[1:]))
     elif suffix == ".html":
-        svg = render_image(scheduler.dot(), "svg").decode()
-        title = html.escape(scheduler.name)
-        target.write_text(
-            f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
-            f"</head><body><h1>{title}</h1>\n{svg}\n</body></html>\n",
-            encoding="utf-8",
-        )
+        from .html import graph_page  # drawn by jobgraph itself: no Graphviz needed
+
+        target.write_text(graph_page(scheduler), encoding="utf-8")
     else:
         raise ValueError(
             f"cannot export to {path!r}: unknown suffix {suffix or '(none)'!r}; "

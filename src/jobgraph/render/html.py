@@ -64,6 +64,23 @@ def render(report: Report, outputs: dict[str, tuple[str, str]] | None = None) ->
     )
 
 
+def graph_page(scheduler: Any) -> str:
+    """A self-contained page with just the graph, coloured by the jobs' current states."""
+    from ..report import JobRecord
+
+    plan = scheduler.plan()
+    records = [
+        JobRecord(plan.jobs[i].name, plan.jobs[i].state, [plan.jobs[r].name for r in plan.reqs[i]])
+        for i in plan.order
+    ]
+    title = html.escape(scheduler.name)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}'
+        f"</title><style>{_STYLE}</style></head><body><h1>{title}</h1>\n"
+        f"{_graph_svg(records, set())}\n</body></html>\n"
+    ).replace('onclick="show(', 'data-show="(')
+
+
 def _counts(report: Report) -> str:
     parts = [f"{n} {s.name.lower().replace('_', ' ')}" for s, n in report.counts.items()]
     run = f"run {report.run_id} · " if report.run_id else ""
