@@ -139,8 +139,10 @@ class BodyStarter:
     def _coroutine_ended(
         self, i: int, attempt: Attempt, result: Any, exc: BaseException | None
     ) -> None:
+        ours = attempt.timed_out or attempt.cancelled
+        if ours:
+            _clear_cancels(attempt.future)  # whether the job re-raised them or not
         if isinstance(exc, asyncio.CancelledError):
-            ours = attempt.timed_out or attempt.cancelled
             exc = (
                 None
                 if ours
@@ -262,6 +264,15 @@ class BodyStarter:
                 self._ended(i, _CANCELLED)  # still queued for a worker: it never starts
             elif self._stop(i, attempt):
                 self._ended(i, _CANCELLED, note=THREAD_NOTE)
+
+
+def _clear_cancels(task: Any) -> None:
+    """Leave a worker's task with no cancellation pending once its job took ours."""
+    uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+    cancelling = getattr(task, "cancelling", None)
+    if uncancel is not None and cancelling is not None:
+        while cancelling():
+            uncancel()
 
 
 def _fresh_coroutine(job: Job) -> Any:

@@ -214,9 +214,12 @@ def _file_digest(path: str, previous: Mapping[str, Any] | None) -> list[Any]:
     if known and known[0] == info.st_size and known[1] == info.st_mtime_ns:
         return list(known)
     sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(functools.partial(f.read, 1 << 20), b""):
-            sha.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(functools.partial(f.read, 1 << 20), b""):
+                sha.update(block)
+    except OSError:  # a folder, or unreadable: its content cannot be known
+        return [info.st_size, info.st_mtime_ns, None]
     return [info.st_size, info.st_mtime_ns, sha.hexdigest()]
 
 
@@ -241,6 +244,8 @@ def fingerprint(parts: Parts) -> str | None:
     """The fingerprint of ``parts``, or None when some part cannot be known (always run)."""
     if parts["args"] is None or any(d is None for d in parts["requires"].values()):
         return None
+    if any(v[2] is None for v in parts["inputs"].values()):
+        return None  # an input that cannot be read: the job must run
     # A plain canonical text (cheaper than JSON with sorted keys, and just as stable).
     fields = [parts["name"], parts["code"], parts["args"]]
     fields += [f"{k}={v}" for k, v in parts["requires"].items()]  # already sorted

@@ -35,15 +35,24 @@ class PlainProgress:
     """One timestamped line per job start and end (for CI logs and pipes)."""
 
     def __init__(self, out: IO[str]) -> None:
-        self.out = out
+        self.out: IO[str] | None = out
 
     def __call__(self, kind: str, runner: Runner, i: int) -> None:
-        """Print the line of one event."""
+        """Print the line of one event (and stop printing if the reader went away)."""
+        if self.out is None:
+            return
+        try:
+            self._print(kind, runner, i, self.out)
+        except (BrokenPipeError, OSError, ValueError):
+            self.out = None  # `jobgraph run ... | head`: the run goes on, silently
+
+    @staticmethod
+    def _print(kind: str, runner: Runner, i: int, out: IO[str]) -> None:
         job = runner.jobs[i]
         name = _name(runner, i)
         if kind == "start":
             attempt = f" (attempt {job._attempts})" if job._attempts > 1 else ""
-            self.out.write(f"{_clock()} start   {name}{attempt}\n")
+            out.write(f"{_clock()} start   {name}{attempt}\n")
         else:
             state = runner.core.state[i]
             took = f" {job.duration:.2f}s" if job.duration is not None else ""
@@ -52,8 +61,8 @@ class PlainProgress:
                 line += f": {_first_line(runner, i)}"
             elif state is State.SKIPPED and job._causes:
                 line += f" (because {', '.join(job._causes)} failed)"
-            self.out.write(line + "\n")
-        self.out.flush()
+            out.write(line + "\n")
+        out.flush()
 
     def close(self) -> None:
         """Nothing to tear down."""

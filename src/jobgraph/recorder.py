@@ -229,7 +229,10 @@ class Recorder:
         success = self._successes.get(name)
         if success is None or success.parts is None:
             return None
-        result = pickle.loads(success.result) if success.result is not None else None
+        try:
+            result = pickle.loads(success.result) if success.result is not None else None
+        except Exception:  # e.g. its class is gone: the job runs again
+            return None
         return Remembered(success.fingerprint, json.loads(success.parts), result, success.result)
 
     def remember(self, name: str, fingerprint: str, parts: dict[str, Any], result: Any) -> None:

@@ -102,6 +102,7 @@ class Runner(BodyStarter):
         self.reason: str | None = None  # why the run stopped early: see Report.why()
         self.stop_kind: str | None = None  # "critical", "timeout", "interrupted", "cancelled"
         self.store_error: StoreError | None = None
+        self.crash: BaseException | None = None
         self.nested: dict[int, Report] = {}
         self._active: dict[int, Attempt] = {}
         self._retry_timers: dict[int, asyncio.TimerHandle] = {}
@@ -123,7 +124,11 @@ class Runner(BodyStarter):
             self.plan = plan = self._validate()
             self.jobs = plan.jobs
             self._workers = WorkerPool(
-                self.loop, self._coroutine_begins, self._coroutine_ended, self._pump
+                self.loop,
+                self._coroutine_begins,
+                self._coroutine_ended,
+                self._pump,
+                self._internal_error,
             )
             self.rec = self._open_recorder(plan)
             self._durable = self.rec.durable
@@ -145,6 +150,8 @@ class Runner(BodyStarter):
             self._close(heartbeat, sigint, frozen)
         if self.store_error is not None:
             raise self.store_error
+        if self.crash is not None:
+            raise RuntimeError("jobgraph stopped the run after an internal error") from (self.crash)
         return self.report()
 
     async def _drive(self) -> None:
@@ -334,6 +341,12 @@ class Runner(BodyStarter):
         self.core.abort(reason)
         self._wake()
 
+    def _internal_error(self, exc: BaseException) -> None:
+        """A bug of jobgraph's own: stop the run and raise it from run(), never hang."""
+        if self.crash is None:
+            self.crash = exc
+        self._abort("crash", f"internal error: {type(exc).__name__}: {exc}")
+
     def _store_failed(self, exc: StoreError) -> None:
         """A hard store error: stop the run; it ends with the error, never as a success."""
         if self.store_error is None:
@@ -352,7 +365,7 @@ class Runner(BodyStarter):
 
     def _start(self, i: int) -> None:
         job = self.jobs[i]
-        if (job.cache or job.inputs or job.outputs) and self._up_to_date(i, job):
+        if (job.cache or job.inputs or job.outputs) and self._skip_if_up_to_date(i, job):
             return
         job._attempts += 1
         job._t0 = _now()
@@ -365,6 +378,14 @@ class Runner(BodyStarter):
             self._start_body(i, job, args, kwargs)
         except Exception as exc:
             self._ended(i, _FAILED, exc=exc)
+
+    def _skip_if_up_to_date(self, i: int, job: Job) -> bool:
+        """The fingerprint check; one that cannot be made means the job runs."""
+        try:
+            return self._up_to_date(i, job)
+        except Exception:
+            self._prints.pop(i, None)  # no fingerprint: the job runs, and is not remembered
+            return False
 
     def _up_to_date(self, i: int, job: Job) -> bool:
         """Decide from the fingerprint whether a cached job can be skipped."""

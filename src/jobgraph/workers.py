@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
@@ -31,6 +32,7 @@ class Worker:
 
 
 Queued = tuple[int, Any, Any]  # (job index, attempt, coroutine)
+_SLICE = 0.02  # seconds a worker may run quick jobs before it lets the loop breathe
 
 
 class WorkerPool:
@@ -42,6 +44,7 @@ class WorkerPool:
         begin: Callable[[int, Any, asyncio.Task[Any]], bool],
         end: Callable[[int, Any, Any, BaseException | None], None],
         refill: Callable[[], object],
+        crash: Callable[[BaseException], None],
     ) -> None:
         self.loop = loop
         self.queue: deque[Queued] = deque()
@@ -49,6 +52,7 @@ class WorkerPool:
         self._begin = begin  # (i, attempt, task) -> False to skip a job stopped meanwhile
         self._end = end  # (i, attempt, result, exception or None)
         self._refill = refill  # ask the scheduler for more ready jobs
+        self._crash = crash  # an unexpected error: the run must stop and say so
 
     def submit(self, i: int, attempt: Any, coro: Any) -> None:
         """Queue a job's coroutine; start a worker if none is free."""
@@ -67,6 +71,7 @@ class WorkerPool:
         task = asyncio.current_task()
         assert task is not None
         queue = self.queue
+        slice_end = time.monotonic() + _SLICE
         try:
             while True:
                 if not queue:
@@ -81,6 +86,12 @@ class WorkerPool:
                 if not worker.draining:  # it was held by a suspended job: take up again
                     worker.draining = True
                     self.draining += 1
+                if time.monotonic() > slice_end:
+                    # Let timers, signals and other tasks run between bursts of quick jobs.
+                    await asyncio.sleep(0)
+                    slice_end = time.monotonic() + _SLICE
+        except Exception as exc:  # a bug of ours must stop the run, never hang it
+            self._crash(exc)
         finally:
             if worker.draining:
                 self.draining -= 1
@@ -150,12 +161,6 @@ class _Drive:
                     return
 
     def _failed(self, exc: BaseException) -> None:
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise exc
-        if isinstance(exc, asyncio.CancelledError):
-            # The job took the cancellation: leave the worker's task with none pending.
-            uncancel = getattr(self.task, "uncancel", None)  # Python 3.11+
-            cancelling = getattr(self.task, "cancelling", None)
-            if uncancel is not None and cancelling is not None and cancelling():
-                uncancel()
         self.pool._end(self.i, self.attempt, None, exc)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise exc  # recorded first: the job has its end, the process still stops

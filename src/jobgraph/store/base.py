@@ -111,7 +111,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
-        """Extend the lease we hold (heartbeat)."""
+        """Extend the lease we hold (heartbeat); :class:`RunLockedError` if it was lost."""
 
     @abc.abstractmethod
     def release(self, run_id: str, owner: str) -> None:

@@ -45,6 +45,9 @@ class MemoryStore(Store):
         self._leases[run_id] = (owner, now + ttl)
 
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+        held = self._leases.get(run_id)
+        if held is not None and held[0] != owner:
+            raise RunLockedError(f"run {run_id}: the lease was lost to {held[0]}", held[0])
         self._leases[run_id] = (owner, now + ttl)
 
     def release(self, run_id: str, owner: str) -> None:

@@ -219,12 +219,19 @@ class SQLiteStore(Store):
         self._write(take)
 
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
-        self._write(
-            lambda db: db.execute(
-                "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ?",
-                (now + ttl, run_id, owner),
+        changed = self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ?",
+                    (now + ttl, run_id, owner),
+                ).rowcount
             )
         )
+        if not changed:
+            raise RunLockedError(
+                f"run {run_id}: the lease was lost (another process took the run over); "
+                f"this runner stops"
+            )
 
     def release(self, run_id: str, owner: str) -> None:
         self._write(
