@@ -273,3 +273,64 @@ def test_a_timed_out_job_does_not_disturb_jobs_that_ran_on_its_worker():
     assert [j.result() for j in quick_jobs] == list(range(20))
     assert [j.result() for j in after] == list(range(5))
     assert report.exit_code == 1
+
+
+def test_a_burst_of_quick_jobs_still_honours_the_run_timeout():
+    async def quick():
+        return None
+
+    jobs = [jg.Job(quick) for _ in range(150_000)]
+    started = time.monotonic()
+    report = jg.Scheduler(*jobs, timeout=0.3).run()
+    assert report.exit_code == 3, report.why()
+    assert time.monotonic() - started < 30
+
+
+def test_an_unreadable_input_makes_the_job_run(tmp_path):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    prep = jg.Shell("true", name="prep")
+    build = jg.Shell("echo built", inputs=[str(folder)], requires=prep, name="build")
+    report = jg.Scheduler(build).run(timeout=30)
+    assert report.ok and build.result().stdout == "built\n"
+
+
+def test_a_keyboard_interrupt_raised_by_a_job_still_gives_it_an_end():
+    async def ctrl_c():
+        raise KeyboardInterrupt
+
+    job = jg.Job(ctrl_c, name="ctrl-c")
+    with pytest.raises(KeyboardInterrupt):
+        jg.Scheduler(job).run()
+    assert job.state.is_terminal
+
+
+def test_a_swallowed_timeout_leaves_no_cancellation_on_the_worker():
+    seen = []
+
+    async def swallow():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return "swallowed"
+
+    async def after():
+        seen.append(asyncio.current_task().cancelling())
+
+    first = jg.Job(swallow, timeout=0.1, name="swallow")
+    second = jg.Job(after, requires=first, run_if="done", name="after")
+    jg.Scheduler(second).run()
+    assert first.state is jg.State.TIMED_OUT
+    assert seen == [0]
+
+
+def test_plain_progress_stops_quietly_when_its_reader_goes_away():
+    import io
+
+    from jobgraph.progress import PlainProgress
+
+    out = io.StringIO()
+    out.close()
+    progress = PlainProgress(out)
+    report = jg.Scheduler(jg.Job(lambda: 1)).run(on_event=progress)
+    assert report.ok and progress.out is None

@@ -1,5 +1,5 @@
 """``python -m jobgraph`` is the ``jobgraph`` command."""
 
-from .cli import main
+from .cli import entry
 
-main()
+entry()

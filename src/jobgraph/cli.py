@@ -116,13 +116,26 @@ def run(
     """Run the jobs of FILE (a Python file or a YAML workflow)."""
     scheduler = _prepare(file, only, fail_fast)
     forced: Any = True if "*" in force else (_names(force) or None)
+    if isinstance(forced, list):
+        plan = _checked(scheduler.plan)
+        for name in forced:
+            _checked(lambda n=name: plan.index(n))
     if dry_run:
         _dry_run(scheduler, store, forced)
         return
+    # What `jobgraph resume RUN` needs to run the same selection the same way.
+    origin = {
+        "file": str(Path(file).resolve()),
+        "only": _names(only),
+        "fail_fast": fail_fast,
+        "window": window,
+        "timeout": timeout,
+        "executor": executor,
+    }
     options: dict[str, Any] = {
         "store": _open(store),
         "force": forced,
-        "source": file,
+        "source": origin,
         "executor": None if executor == "local" else executor,
     }
     if window is not None:
@@ -132,8 +145,11 @@ def run(
     if resume is not None:
         options["resume"] = resume
     report = _run(scheduler, options, quiet)
-    _write_reports(report, report_path, junit_path, html_path, scheduler)
+    problem = _write_reports(report, report_path, junit_path, html_path, scheduler)
     click.echo(_summary(report, report_path or html_path or junit_path), err=True)
+    if problem:
+        click.echo(f"jobgraph: error: {problem}", err=True)
+        sys.exit(USER_ERROR)
     sys.exit(report.exit_code)
 
 
@@ -207,15 +223,22 @@ def _write_reports(
     junit_path: str | None,
     html_path: str | None,
     scheduler: Any,
-) -> None:
-    if json_path:
-        report.to_json(json_path)
-    if junit_path:
-        report.to_junit(junit_path)
-    if html_path:
-        from .render.html import write_html
+) -> str | None:
+    """Write the reports asked for; return what went wrong (the run's outcome stands)."""
+    from .render.html import write_html
 
-        write_html(report, scheduler, html_path)
+    writers = [
+        (json_path, report.to_json),
+        (junit_path, report.to_junit),
+        (html_path, lambda p: write_html(report, scheduler, p)),
+    ]
+    for path, write in writers:
+        if path:
+            try:
+                write(path)
+            except OSError as exc:
+                return f"cannot write {path}: {exc.strerror or exc}"
+    return None
 
 
 def _summary(report: Any, where: str | None) -> str:
@@ -252,7 +275,10 @@ def _load_python(path: Path) -> Any:
         raise UserError(f"{path}: could not be loaded: {type(exc).__name__}: {exc}") from exc
     found = namespace.get("scheduler")
     if found is None and callable(namespace.get("main")):
-        found = _checked(namespace["main"])
+        try:
+            found = namespace["main"]()
+        except Exception as exc:
+            raise UserError(f"{path}: main() failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(found, Scheduler):
         raise UserError(f"{path}: defines no module-level 'scheduler' (nor a main() returning one)")
     return found
@@ -266,6 +292,9 @@ def _checked(action: Any) -> Any:
         return action()
     except (GraphError, StoreError, ValueError, TypeError) as exc:
         raise UserError(str(exc)) from exc
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise UserError(f"{where}{exc.strerror or exc}") from exc
 
 
 # -- graph, explain ----------------------------------------------------------------------------
@@ -293,8 +322,8 @@ def graph(file: str, fmt: str, output: str | None) -> None:
         written = _checked(
             lambda: scheduler.export(target if target.endswith(suffix) else target + suffix)
         )
-    except RuntimeError as exc:
-        raise UserError(str(exc)) from exc
+    except (RuntimeError, OSError) as exc:
+        raise UserError(f"{target}: {getattr(exc, 'strerror', None) or exc}") from exc
     click.echo(written)
 
 
@@ -388,6 +417,11 @@ def logs(run_id: str, job: str, store: str, stream: str, follow: bool) -> None:
     history = _history(store)
     if history.find_run("", run_id) is None:
         raise UserError(f"no run {run_id!r} in {store}")
+    known = set(history.job_ends(run_id)) | {s.name for s in history.job_starts(run_id)}
+    if job not in known:
+        from .plan import did_you_mean
+
+        raise UserError(f"run {run_id} has no job {job!r}{did_you_mean(job, known)}")
     for text in follow_output(history, run_id, job, stream, follow):
         click.echo(text, nl=False)
 
@@ -402,17 +436,41 @@ def resume(run_id: str, store: str, quiet: bool) -> None:
     info = history.find_run("", run_id)
     if info is None:
         raise UserError(f"no run {run_id!r} in {store}")
-    source = json.loads(info.options or "{}").get("file")
-    if not source:
+    origin = json.loads(info.options or "{}").get("origin") or {}
+    if not origin.get("file"):
         raise UserError(
             f"run {run_id} was not started by 'jobgraph run FILE': resume it from "
             f"Python with run(resume={run_id!r})"
         )
-    scheduler = _load(source)
-    report = _run(scheduler, {"store": _open(store), "resume": run_id, "source": source}, quiet)
+    scheduler = _prepare(
+        origin["file"], tuple(origin.get("only") or ()), bool(origin.get("fail_fast"))
+    )
+    options: dict[str, Any] = {"store": _open(store), "resume": run_id, "source": origin}
+    for key in ("window", "timeout"):
+        if origin.get(key) is not None:
+            options[key] = origin[key]
+    if origin.get("executor") not in (None, "local"):
+        options["executor"] = origin["executor"]
+    report = _run(scheduler, options, quiet)
     click.echo(_summary(report, None), err=True)
     sys.exit(report.exit_code)
 
 
+def entry() -> None:
+    """The console script: click's usage errors become one line, exit status 2."""
+    try:
+        main(standalone_mode=False)
+    except click.UsageError as exc:
+        command = exc.ctx.info_name if exc.ctx and exc.ctx.parent else None
+        hint = f" (see 'jobgraph {command + ' ' if command else ''}--help')"
+        click.echo(f"jobgraph: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(USER_ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(130)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    entry()

@@ -62,7 +62,7 @@ class Runner(BodyStarter):
         parent: Runner | None = None,
         handle_sigint: bool = False,
         on_event: Any = None,
-        source: str | None = None,
+        source: Any = None,
     ) -> None:
         from . import options as _opt
         from .scheduler import _check_window
@@ -87,7 +87,8 @@ class Runner(BodyStarter):
         self.parent = parent
         self.handle_sigint = handle_sigint
         self.resume = resume
-        self.source = source  # the file the graph came from (the command line records it)
+        # Where the graph came from (the command line records its file and options).
+        self.source = {"file": source} if isinstance(source, str) else source
         # Progress displays listen here: on_event("start" | "end", runner, index).
         self.on_event: Any = (
             on_event if on_event is not None else (parent.on_event if parent is not None else None)
@@ -237,7 +238,7 @@ class Runner(BodyStarter):
         rec = Recorder(self.scheduler, self.store_spec)
         options = {"window": self.window, "timeout": self.timeout, "force": self.force}
         if self.source:
-            options["file"] = str(Path(self.source).resolve())
+            options["origin"] = {**self.source, "file": str(Path(self.source["file"]).resolve())}
         self._resumed = rec.begin(plan, self.resume, options)
         return rec
 

@@ -59,6 +59,14 @@ class WorkflowError(GraphError):
     """A workflow file is malformed; the message starts with ``FILE:LINE:``."""
 
 
+class DuplicateKey(Exception):
+    """A mapping of the file names one key twice (YAML would keep only the last)."""
+
+    def __init__(self, name: str, line: int) -> None:
+        super().__init__(name)
+        self.name, self.line = name, line
+
+
 @dataclass
 class _Where:
     path: Path
@@ -78,6 +86,8 @@ def load(path: str | Path) -> Scheduler:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise WorkflowError(f"{file}: cannot read the workflow: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise WorkflowError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     data, where = _parse(file, text)
     return _build(data, where)
 
@@ -97,7 +107,10 @@ def _parse(file: Path, text: str) -> tuple[dict[str, Any], _Where]:
     if not isinstance(data, dict):
         raise WorkflowError(f"{file}:1: a workflow is a mapping with a 'jobs' key")
     lines: dict[tuple[str, ...], int] = {}
-    _record_lines(node, (), lines)
+    try:
+        _record_lines(node, (), lines)
+    except DuplicateKey as dup:
+        raise WorkflowError(f"{file}:{dup.line}: duplicate key {dup.name!r}") from None
     return data, _Where(file, lines)
 
 
@@ -105,9 +118,13 @@ def _record_lines(node: Any, key: tuple[str, ...], lines: dict[tuple[str, ...], 
     """Remember the line of every mapping key and sequence item, by its key path."""
     lines.setdefault(key, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
         for k, v in node.value:
             name = str(k.value)
             path = (*key, name)
+            if name in seen:
+                raise DuplicateKey(name, k.start_mark.line + 1)
+            seen.add(name)
             lines[path] = k.start_mark.line + 1
             _record_lines(v, path, lines)
     elif isinstance(node, yaml.SequenceNode):
@@ -161,8 +178,8 @@ def _job(name: str, spec: Any, where: _Where, folder: Path) -> Job:
         raise WorkflowError(
             f"{where.at(*key)}: job {name!r} needs exactly one of 'shell' or 'call'"
         )
-    options = _options(name, spec, folder)
     try:
+        options = _options(name, spec, folder)
         if "shell" in spec:
             cwd = _path(folder, spec.get("cwd", "."))
             return Shell(spec["shell"], cwd=cwd, env=_env(spec.get("env")), **options)
@@ -190,12 +207,24 @@ def _options(name: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
         "env_keys",
     )
     options = {k: spec[k] for k in simple if k in spec}
+    for key in ("critical", "forever", "cache"):
+        if key in spec and not isinstance(spec[key], bool):
+            raise ValueError(f"'{key}' must be true or false, not {spec[key]!r}")
+    if "env_keys" in spec:
+        options["env_keys"] = _strings("env_keys", spec["env_keys"])
     for key in ("inputs", "outputs"):
         if key in spec:
-            values = spec[key] if isinstance(spec[key], list) else [spec[key]]
-            options[key] = [_path(folder, str(v)) for v in values]
+            options[key] = [_path(folder, v) for v in _strings(key, spec[key])]
     options["name"] = name
     return options
+
+
+def _strings(key: str, value: Any) -> list[str]:
+    """A string or a list of strings (paths, names); anything else is an error."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"'{key}' must be a string or a list of strings, not {value!r}")
+    return values
 
 
 def _path(folder: Path, value: str) -> str:
@@ -216,8 +245,10 @@ def _target(call: Any) -> Any:
     module_name, _, attribute = call.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ImportError(f"cannot import {module_name!r} for call {call!r}: {exc}") from None
+    except Exception as exc:  # missing, or broken (a syntax error, an error at import)
+        raise ImportError(
+            f"cannot import {module_name!r} for call {call!r}: {type(exc).__name__}: {exc}"
+        ) from None
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise AttributeError(f"{module_name!r} has no {attribute!r} (call {call!r})")

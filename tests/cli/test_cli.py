@@ -238,3 +238,38 @@ def test_help_lists_the_commands(tmp_path: Path):
     out = jobgraph("--help", cwd=tmp_path)
     for command in ("run", "graph", "explain", "runs", "show", "logs", "resume"):
         assert command in out.stdout
+
+
+def test_more_user_errors_are_one_line(build: Path):
+    def one_line(*args: str) -> str:
+        out = jobgraph(*args, cwd=build)
+        assert out.returncode == 2, (args, out.stderr)
+        assert "Traceback" not in out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert lines[-1].startswith("jobgraph: error: ")
+        return lines[-1]
+
+    assert "'-j' / '--jobs'" in one_line("run", "build.yaml", "-j", "0")
+    assert "No such command 'nope'" in one_line("nope")
+    assert "no job named 'zzz'" in one_line("run", "build.yaml", "--force", "zzz")
+    assert "cannot write" in one_line(
+        "run", "build.yaml", "-q", "--report", "/nonexistent/dir/r.json"
+    )
+    (build / "dup.yaml").write_text("jobs:\n  a:\n    shell: echo\n  a:\n    shell: echo\n")
+    assert "dup.yaml:4: duplicate key 'a'" in one_line("run", "dup.yaml")
+    (build / "typ.yaml").write_text("jobs:\n  a:\n    shell: echo\n    critical: 'no'\n")
+    assert "typ.yaml:4: job 'a': 'critical' must be true or false" in one_line("run", "typ.yaml")
+    jobgraph("run", "build.yaml", "-q", cwd=build)
+    run_id = json.loads(jobgraph("runs", "--json", cwd=build).stdout)[0]["run_id"]
+    assert "has no job 'nosuch'" in one_line("logs", run_id, "nosuch")
+
+
+def test_resume_runs_the_same_selection(tmp_path: Path):
+    (tmp_path / "two.yaml").write_text(
+        "jobs:\n  a:\n    shell: echo a >> log.txt; exit 1\n  b:\n    shell: echo b >> log.txt\n"
+    )
+    failed = jobgraph("run", "two.yaml", "--only", "a", "-q", cwd=tmp_path)
+    assert failed.returncode == 1
+    run_id = json.loads(jobgraph("runs", "--json", cwd=tmp_path).stdout)[0]["run_id"]
+    jobgraph("resume", run_id, "-q", cwd=tmp_path)
+    assert (tmp_path / "log.txt").read_text() == "a\na\n"  # b was never selected

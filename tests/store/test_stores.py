@@ -146,3 +146,11 @@ def test_sqlite_hard_error_is_a_store_error(tmp_path):
     store.close()
     with pytest.raises(StoreError):
         store.runs()
+
+
+def test_renewing_a_lost_lease_is_an_error(store):
+    run(store)
+    store.acquire("r1", "pid-1", ttl=10, now=100)
+    store.acquire("r1", "pid-2", ttl=10, now=200)  # pid-1's lease expired: taken over
+    with pytest.raises(RunLockedError, match="lease was lost"):
+        store.renew("r1", "pid-1", ttl=10, now=201)

@@ -92,7 +92,7 @@ class SQLiteStore(Store):
             # we promise about); only an OS crash or power loss may lose the last ones.
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the store {str(self.path)!r}: {exc}") from exc
 
     # -- plumbing -------------------------------------------------------------------
