@@ -125,40 +125,31 @@ class _Drive:
 
     def __await__(self) -> Generator[Any, Any, None]:
         context = contextvars.copy_context()  # as a task of its own would have
-        coro, end = self.coro, self.pool._end
-        try:
-            value = context.run(coro.send, None)
-        except StopIteration as stop:
-            end(self.i, self.attempt, stop.value, None)
-            return
-        except BaseException as exc:
-            self._failed(exc)
+        coro = self.coro
+        done, value = self._advance(context, coro.send, None)
+        if done:
             return
         self.pool.handed_off(self.worker)
-        while True:
+        while not done:
             try:
                 sent = yield value
             except GeneratorExit:
                 coro.close()
                 raise
             except BaseException as thrown:  # a cancellation travels into the job
-                try:
-                    value = context.run(coro.throw, thrown)
-                except StopIteration as stop:
-                    end(self.i, self.attempt, stop.value, None)
-                    return
-                except BaseException as exc:
-                    self._failed(exc)
-                    return
+                done, value = self._advance(context, coro.throw, thrown)
             else:
-                try:
-                    value = context.run(coro.send, sent)
-                except StopIteration as stop:
-                    end(self.i, self.attempt, stop.value, None)
-                    return
-                except BaseException as exc:
-                    self._failed(exc)
-                    return
+                done, value = self._advance(context, coro.send, sent)
+
+    def _advance(self, context: contextvars.Context, method: Any, arg: Any) -> tuple[bool, Any]:
+        """One step of the job's coroutine: (True, None) once it has ended and is recorded."""
+        try:
+            return False, context.run(method, arg)
+        except StopIteration as stop:
+            self.pool._end(self.i, self.attempt, stop.value, None)
+        except BaseException as exc:
+            self._failed(exc)
+        return True, None
 
     def _failed(self, exc: BaseException) -> None:
         self.pool._end(self.i, self.attempt, None, exc)

@@ -55,6 +55,21 @@ JOB_KEYS = (
 )
 
 
+# Keys read by the loader itself; every other job key is a Job option as it stands.
+_SPECIAL = (
+    "shell",
+    "call",
+    "args",
+    "kwargs",
+    "requires",
+    "inputs",
+    "outputs",
+    "env",
+    "env_keys",
+    "cwd",
+)
+
+
 class WorkflowError(GraphError):
     """A workflow file is malformed; the message starts with ``FILE:LINE:``."""
 
@@ -193,19 +208,7 @@ def _job(name: str, spec: Any, where: _Where, folder: Path) -> Job:
 
 
 def _options(name: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
-    simple = (
-        "timeout",
-        "retries",
-        "retry_delay",
-        "retry_backoff",
-        "critical",
-        "forever",
-        "run_if",
-        "resources",
-        "priority",
-        "cache",
-        "env_keys",
-    )
+    simple = [k for k in JOB_KEYS if k not in _SPECIAL]  # passed on as they are
     options = {k: spec[k] for k in simple if k in spec}
     for key in ("critical", "forever", "cache"):
         if key in spec and not isinstance(spec[key], bool):
