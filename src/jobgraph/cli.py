@@ -6,10 +6,11 @@ interrupted); 2 for a bad file or option, with one message naming the problem.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -179,10 +180,29 @@ def _run(scheduler: Any, options: dict[str, Any], quiet: bool) -> Any:
         else:
             display = PlainProgress(sys.stderr)
     try:
-        return _checked(lambda: scheduler.run(on_event=display, **options))
+        with _workflow_folder(options.get("source")):
+            return _checked(lambda: scheduler.run(on_event=display, **options))
     finally:
         if display is not None:
             display.close()
+
+
+@contextlib.contextmanager
+def _workflow_folder(origin: dict[str, Any] | None) -> Iterator[None]:
+    """Run a YAML workflow from its own folder: ``call:`` jobs see the paths commands see.
+
+    The store is already open and report paths are written after, from where we were.
+    """
+    file = Path(origin["file"]) if origin and origin.get("file") else None
+    if file is None or file.suffix not in (".yaml", ".yml"):
+        yield
+        return
+    before = os.getcwd()
+    os.chdir(file.resolve().parent)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def _known_durations(store: Any, scheduler: str) -> dict[str, float]:

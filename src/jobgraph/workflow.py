@@ -12,7 +12,8 @@
 
 Commands run in the workflow file's folder unless a job sets ``cwd``; relative ``inputs``,
 ``outputs`` and ``cwd`` are relative to that folder too. The folder is put on
-``sys.path`` so ``call:`` can name modules that sit beside the file.
+``sys.path`` so ``call:`` can name modules that sit beside the file, and ``jobgraph run``
+runs a workflow from its folder, so the arguments of ``call:`` jobs are read from there.
 """
 
 from __future__ import annotations
