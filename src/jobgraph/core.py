@@ -77,7 +77,6 @@ class Core:
         self._forever_ready: list[int] = []
         self._fifo: deque[int] = deque()
         self.unfinished = n - sum(1 for f in self._forever if f)
-        self.forever_alive = 0
         self.aborted: str | None = None
         self.abort_cause: str | None = None
         self.ended: list[int] = []  # terminal jobs not yet collected by the driver
@@ -194,7 +193,6 @@ class Core:
         self._set(i, _RUNNING)
         if self._forever[i]:
             # A forever job satisfies its dependents once it is running (the first time).
-            self.forever_alive += 1
             if not self._announced[i]:
                 self._announced[i] = 1
                 self._notify(i, State.SUCCEEDED)
@@ -248,9 +246,7 @@ class Core:
                 self._free[pool] -= amount
 
     def _release(self, i: int) -> None:
-        if self._forever[i]:
-            self.forever_alive -= 1
-        else:
+        if not self._forever[i]:  # forever jobs hold no window slot
             self._running -= 1
         wanted = self._resources[i]
         if wanted:

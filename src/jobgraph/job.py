@@ -10,7 +10,7 @@ import datetime as _dt
 import inspect
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from inspect import CO_COROUTINE
 from types import FunctionType, MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -526,6 +526,3 @@ def iter_jobs(items: Iterable[Any]) -> Iterator[Job]:
             yield from iter_jobs(item)
         else:
             raise TypeError(f"a scheduler holds jobs and sequences, not {item!r}")
-
-
-CallableT = Callable[..., Any]
