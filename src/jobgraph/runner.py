@@ -160,7 +160,6 @@ class Runner(BodyStarter):
         core = self.core
         while not core.finished:
             if core.aborted is not None:
-                self._flush()
                 await self._settle()
                 return
             # Workers pull more work themselves while they drain their queue.
@@ -196,19 +195,19 @@ class Runner(BodyStarter):
     async def _settle(self) -> None:
         """After an abort: stop what runs, wait for it to end, cancel the rest."""
         self._cancel_running()
+        await self._wind_down()
+
+    async def _stop_forever_jobs(self) -> None:
+        self._cancel_running(forever_only=True)
+        await self._wind_down()
+
+    async def _wind_down(self) -> None:
+        """Wait for the stopped bodies, cancel what never started, commit it all."""
         while self._active:
             await self._next_event()
         for handle in self._retry_timers.values():
             handle.cancel()
         self._retry_timers.clear()
-        self.core.cancel_rest()
-        self._collect_ended()
-        self._flush()
-
-    async def _stop_forever_jobs(self) -> None:
-        self._cancel_running(forever_only=True)
-        while self._active:
-            await self._next_event()
         self.core.cancel_rest()
         self._collect_ended()
         self._flush()
