@@ -255,7 +255,7 @@ class Report:
             raise StoreError(f"no run {run_id!r} in the store")
         records = [_stored_record(end) for end in store.job_ends(run_id).values()]
         ended = {r.name for r in records}
-        for start in store.job_starts(run_id) if hasattr(store, "job_starts") else ():
+        for start in store.job_starts(run_id):
             if start.name not in ended:  # began, never ended: the run died meanwhile
                 ended.add(start.name)
                 records.append(

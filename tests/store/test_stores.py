@@ -59,6 +59,7 @@ def test_job_ends_round_trip_and_successes_keep_fingerprints(store):
         JobEnd("c", "SKIPPED", skipped_because=("b",)),
     ]
     store.record("r1", [JobStart("a", 1, 1.0)], ends)
+    assert store.job_starts("r1") == [JobStart("a", 1, 1.0)]
     back = store.job_ends("r1")
     assert back["a"].result == result and back["a"].fingerprint == "f1"
     assert back["b"].returncode == 3 and back["b"].attempts == 2

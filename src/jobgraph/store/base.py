@@ -127,6 +127,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def job_starts(self, run_id: str) -> list[JobStart]:
+        """Every attempt that began in a run, in order."""
+
+    @abc.abstractmethod
     def job_ends(self, run_id: str) -> dict[str, JobEnd]:
         """Every job end recorded for a run, by job name."""
 

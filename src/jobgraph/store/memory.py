@@ -14,6 +14,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._runs: dict[str, RunInfo] = {}
         self._ends: dict[str, dict[str, JobEnd]] = {}
+        self._starts: dict[str, list[JobStart]] = {}
         self._success: dict[tuple[str, str], Success] = {}
         self._output: dict[tuple[str, str, str], list[str]] = {}
         self._leases: dict[str, tuple[str, float]] = {}
@@ -21,6 +22,7 @@ class MemoryStore(Store):
     def create_run(self, info: RunInfo) -> None:
         self._runs[info.run_id] = replace(info)
         self._ends[info.run_id] = {}
+        self._starts[info.run_id] = []
 
     def find_run(self, scheduler: str, run_id: str) -> RunInfo | None:
         if run_id == "last":
@@ -56,6 +58,7 @@ class MemoryStore(Store):
             del self._leases[run_id]
 
     def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+        self._starts[run_id].extend(starts)
         table = self._ends[run_id]
         scheduler = self._runs[run_id].scheduler
         for end in ends:
@@ -64,6 +67,9 @@ class MemoryStore(Store):
                 self._success[(scheduler, end.name)] = Success(
                     end.fingerprint, end.result, end.parts
                 )
+
+    def job_starts(self, run_id: str) -> list[JobStart]:
+        return list(self._starts.get(run_id, ()))
 
     def job_ends(self, run_id: str) -> dict[str, JobEnd]:
         return dict(self._ends.get(run_id, {}))

@@ -282,7 +282,6 @@ class SQLiteStore(Store):
         return ends
 
     def job_starts(self, run_id: str) -> list[JobStart]:
-        """Every attempt that began in a run, in order."""
         rows = self._read("SELECT starts FROM journal WHERE run_id = ? ORDER BY seq", (run_id,))
         return [JobStart(*fields) for (packed,) in rows for fields in pickle.loads(packed)]
 
