@@ -349,3 +349,22 @@ def test_two_processes_on_one_run_one_wins_then_the_other_takes_over(tmp_path):
         first.wait()
     report = second.run(resume=run_id)  # the owner is dead: taken over at once
     assert report.ok and report.run_id == run_id
+
+
+def test_a_subgraph_takes_outside_results_from_the_store(tmp_path):
+    store = tmp_path / "s.db"
+
+    def graph() -> tuple[jg.Scheduler, jg.Job]:
+        a = jg.Job(lambda: 20, name="a")
+        b = jg.Job(lambda x: x + 1, a, name="b")
+        c = jg.Job(lambda x: x * 2, b, name="c")
+        return jg.Scheduler(c, name="chain3", store=store), b
+
+    graph()[0].run()  # records a's result
+    scheduler, b = graph()  # new objects, as in another process: no result in memory
+    report = scheduler.subgraph(starts=b).run()
+    assert report.ok and b.result() == 21
+    with pytest.raises(jg.MissingDependencyError, match="none in the store"):
+        jg.Scheduler(
+            jg.Job(lambda x: x, jg.Job(lambda: 1, name="q"), name="r"), name="other", store=store
+        ).subgraph(starts="r").run()

@@ -233,7 +233,8 @@ def check_outside_results(plan: Plan) -> None:
             ):
                 raise MissingDependencyError(
                     f"job {plan.jobs[i].name!r} takes the result of {dep.name!r}, which is "
-                    f"outside the subgraph and has no result"
+                    f"outside the subgraph and has no result (none in this process, none in "
+                    f"the store)"
                 )
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .scheduler import Scheduler
 
 LEASE_SECONDS = 30.0  # a run whose owner stopped renewing for this long can be taken over
+_SEARCHED_RUNS = 50  # how far back a subgraph looks for the results it takes from outside
 
 
 @dataclass
@@ -266,3 +267,38 @@ def job_end(
         parts,
         requires,
     )
+
+
+def fetch_outside_results(plan: Plan, store_spec: Any, scheduler: str) -> None:
+    """Give the jobs outside a subgraph, whose results it takes, their last stored result.
+
+    The newest recorded runs of ``scheduler`` are searched for a good end of each one; a
+    job found nowhere keeps no result (validation then names it).
+    """
+    wanted = {
+        dep.name: dep
+        for i, outside in plan.external.items()
+        for dep in outside
+        if dep in plan.jobs[i]._data_deps and not dep.state.is_success
+    }
+    if not wanted:
+        return
+    from .store import open_store
+
+    store = open_store(store_spec)
+    assert store is not None
+    try:
+        for run in store.runs(_SEARCHED_RUNS):
+            if run.scheduler != scheduler:
+                continue
+            for name, end in store.job_ends(run.run_id).items():
+                dep = wanted.get(name)
+                if dep is not None and end.state in ("SUCCEEDED", "UP_TO_DATE"):
+                    dep._result = pickle.loads(end.result) if end.result else None
+                    dep._state = State.UP_TO_DATE
+                    del wanted[name]
+            if not wanted:
+                return
+    finally:
+        if store is not store_spec:
+            store.close()

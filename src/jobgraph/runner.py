@@ -27,7 +27,7 @@ from .core import RUN_IF_CODES, Core, Spec
 from .errors import JobError, StoreError
 from .executors.shell import kill_all_groups
 from .job import CORO_OBJECT, SHELL, Job
-from .recorder import LEASE_SECONDS, Recorder, Resumed, job_end
+from .recorder import LEASE_SECONDS, Recorder, Resumed, fetch_outside_results, job_end
 from .state import State
 from .workers import WorkerPool
 
@@ -224,6 +224,9 @@ class Runner(BodyStarter):
     # -- set-up ---------------------------------------------------------------------
 
     def _validate(self) -> _plan.Plan:
+        if self.store_spec is not None and self.scheduler.plan().external:
+            # A subgraph's data from outside comes from the store when this process has none.
+            fetch_outside_results(self.scheduler.plan(), self.store_spec, self.scheduler.name)
         plan = self.scheduler.validate_for(self.pools, self.executor)
         plan.claim()  # nested validation may have re-planned shared jobs
         return plan
