@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _WHERE = {
     "CycleError": "errors",
+    "DaskExecutor": "executors.cluster",
     "DuplicateNameError": "errors",
     "GraphError": "errors",
     "JobError": "errors",
@@ -36,6 +37,7 @@ _WHERE = {
 
 __all__ = [
     "CycleError",
+    "DaskExecutor",
     "DuplicateNameError",
     "GraphError",
     "Job",
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
         StoreError,
         WorkerDiedError,
     )
+    from .executors.cluster import DaskExecutor
     from .job import Job, Sequence, Shell, ShellResult
     from .report import JobRecord, Report
     from .scheduler import Scheduler

@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from .workers import WorkerPool
 
 if TYPE_CHECKING:
     from .core import Core
+    from .executors.cluster import DaskSession
     from .executors.process import WorkerPool as ProcessPool
 
 _SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
@@ -56,6 +58,7 @@ class Pools:
     def __init__(self) -> None:
         self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPool | None = None
+        self._remote: dict[int, DaskSession] = {}  # id(DaskExecutor) -> its open session
 
     @property
     def threads(self) -> ThreadPoolExecutor:
@@ -80,6 +83,29 @@ class Pools:
         if self._processes is not None:
             self._processes.close()
 
+    async def open_remote(self, executors: Iterable[Any], resources: Mapping[str, float]) -> None:
+        """Connect to each Dask cluster (starting local ones) before any job is sent there."""
+        from .executors.cluster import DaskSession
+
+        loop = asyncio.get_running_loop()
+        for executor in executors:
+            if id(executor) not in self._remote:
+                session = self._remote[id(executor)] = DaskSession(executor, resources)
+                await loop.run_in_executor(None, session.open)  # a cluster takes a while
+
+    def remote(self, executor: Any) -> DaskSession:
+        """The open session of a Dask executor."""
+        return self._remote[id(executor)]
+
+    async def close_remote(self) -> None:
+        """Disconnect from the clusters, stopping the local ones (in a thread: it blocks)."""
+        sessions = list(self._remote.values())
+        self._remote.clear()
+        if sessions:
+            loop = asyncio.get_running_loop()
+            for session in sessions:
+                await asyncio.shield(loop.run_in_executor(None, session.close))
+
 
 class BodyStarter:
     """The part of the runner that starts bodies and stops them (a mixin of Runner)."""
@@ -92,6 +118,7 @@ class BodyStarter:
     kill_grace: float
     _active: dict[int, Attempt]
     _workers: WorkerPool
+    _remote: Callable[[Job], DaskSession | None] | None
 
     def _ended(
         self,
@@ -111,6 +138,12 @@ class BodyStarter:
 
     def _start_body(self, i: int, job: Job, args: Any, kwargs: Any) -> None:
         kind = job._kind
+        if self._remote is not None:  # this run sends some jobs to a Dask cluster
+            session = self._remote(job)
+            if session is not None:
+                body = session.run(job, args, kwargs, self.kill_grace)
+                self._run_coroutine(i, job, body)
+                return
         if kind == CORO_FUNCTION:
             self._run_coroutine(i, job, job._fn(*args, **kwargs))
         elif kind == FUNCTION:
@@ -142,13 +175,15 @@ class BodyStarter:
         ours = attempt.timed_out or attempt.cancelled
         if ours:
             _clear_cancels(attempt.future)  # whether the job re-raised them or not
+        note = None
         if isinstance(exc, asyncio.CancelledError):
+            note = getattr(exc, "note", None)  # stopped here, but its body may go on elsewhere
             exc = (
                 None
                 if ours
                 else asyncio.CancelledError("the job's coroutine was cancelled from inside")
             )
-        self._attempt_ended(i, attempt, result, exc)
+        self._attempt_ended(i, attempt, result, exc, note)
 
     def _start_function(self, i: int, job: Job, args: Any, kwargs: Any) -> None:
         timed = job.timeout is not None
@@ -205,15 +240,20 @@ class BodyStarter:
         self._attempt_ended(i, attempt, result, exc)
 
     def _attempt_ended(
-        self, i: int, attempt: Attempt, result: Any, exc: BaseException | None
+        self,
+        i: int,
+        attempt: Attempt,
+        result: Any,
+        exc: BaseException | None,
+        note: str | None = None,
     ) -> None:
         """An attempt's body ended (or was stopped): record the right terminal state."""
         if self._active.get(i) is not attempt:
             return  # already recorded (a body abandoned at its timeout, a forced stop)
         if attempt.timed_out:
-            self._ended(i, _TIMED_OUT, exc=self._timeout_error(i))
+            self._ended(i, _TIMED_OUT, exc=self._timeout_error(i), note=note)
         elif attempt.cancelled:
-            self._ended(i, _CANCELLED)
+            self._ended(i, _CANCELLED, note=note)
         elif exc is not None:
             self._ended(i, _FAILED, exc=exc)
         else:

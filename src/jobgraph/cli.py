@@ -81,10 +81,11 @@ def main() -> None:
 @_store_option()
 @click.option(
     "--executor",
-    type=click.Choice(["local", "thread", "process"]),
     default="local",
     show_default=True,
-    help="Where plain functions run.",
+    callback=lambda ctx, param, value: _executor_text(value),
+    help="Where job bodies run: local, thread, process, dask (a local cluster) or "
+    "dask://HOST:PORT (a running cluster).",
 )
 @click.option(
     "--report", "report_path", type=click.Path(dir_okay=False), help="Write the JSON report here."
@@ -137,7 +138,7 @@ def run(
         "store": _open(store),
         "force": forced,
         "source": origin,
-        "executor": None if executor == "local" else executor,
+        "executor": _executor(executor),
     }
     if window is not None:
         options["window"] = window
@@ -217,6 +218,32 @@ def _known_durations(store: Any, scheduler: str) -> dict[str, float]:
         for end in store.job_ends(last.run_id).values()
         if end.started_at is not None and end.ended_at is not None
     }
+
+
+def _executor_text(text: str) -> str:
+    """Check an --executor value early (a usage error, before anything is loaded)."""
+    if text in ("local", "thread", "process", "dask") or (
+        text.startswith("dask://") and len(text) > len("dask://")
+    ):
+        return text
+    raise click.BadParameter(
+        f"{text!r} is not one of local, thread, process, dask, dask://HOST:PORT",
+        param_hint="'--executor'",
+    )
+
+
+def _executor(text: str) -> Any:
+    """The executor an --executor value names (a Dask one is created here)."""
+    if text == "local":
+        return None
+    if text == "dask" or text.startswith("dask://"):
+        from .executors.cluster import DaskExecutor
+
+        try:
+            return DaskExecutor(address=None if text == "dask" else text)
+        except ImportError as exc:
+            raise UserError(str(exc)) from None
+    return text
 
 
 def _open(store: str) -> Any:
@@ -470,7 +497,7 @@ def resume(run_id: str, store: str, quiet: bool) -> None:
         if origin.get(key) is not None:
             options[key] = origin[key]
     if origin.get("executor") not in (None, "local"):
-        options["executor"] = origin["executor"]
+        options["executor"] = _executor(origin["executor"])
     report = _run(scheduler, options, quiet)
     click.echo(_summary(report, None), err=True)
     sys.exit(report.exit_code)

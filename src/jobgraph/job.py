@@ -238,8 +238,12 @@ class Job:
         self.priority = _opt.check_priority(owner, self.priority)
         self.run_if = _opt.check_run_if(owner, self.run_if)
         self.executor = _opt.check_executor(owner, self.executor)
-        if self._kind == CORO_OBJECT and self.executor == "process":
-            raise ValueError(f"{owner}: a coroutine object cannot run in a worker process")
+        if self._kind == CORO_OBJECT and _opt.ships_bodies(self.executor):
+            raise ValueError(
+                f"{owner}: a coroutine object can only run on this process's event loop, "
+                f"not on executor {self.executor!r}; pass the async function and its "
+                f"arguments instead"
+            )
         if self._kind == CORO_OBJECT and self.retries:
             raise ValueError(
                 f"{owner}: a coroutine object can run only once, so it cannot be "

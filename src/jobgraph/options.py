@@ -68,9 +68,21 @@ def check_executor(owner: str, executor: Any) -> Any:
                 f"{owner}: executor must be one of {names} or an executor object, not {executor!r}"
             )
         return executor
-    if not callable(getattr(executor, "submit", None)):
-        raise ValueError(f"{owner}: executor object {executor!r} has no submit() method")
+    from .executors.cluster import DaskExecutor
+
+    if not isinstance(executor, DaskExecutor) and not callable(getattr(executor, "submit", None)):
+        raise ValueError(
+            f"{owner}: executor object {executor!r} is neither a DaskExecutor nor an "
+            f"executor with a submit() method (such as concurrent.futures executors)"
+        )
     return executor
+
+
+def ships_bodies(executor: Any) -> bool:
+    """True for executors that run bodies in other processes (they must be pickled)."""
+    from .executors.cluster import DaskExecutor
+
+    return executor == "process" or isinstance(executor, DaskExecutor)
 
 
 def check_priority(owner: str, priority: Any) -> float:

@@ -11,7 +11,7 @@ import difflib
 import pickle
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import graph
 from .errors import (
@@ -21,7 +21,8 @@ from .errors import (
     PicklingError,
     ResourceError,
 )
-from .job import CORO_FUNCTION, FUNCTION, Job
+from .executors.cluster import REMOTE_KINDS, DaskExecutor
+from .job import CORO_FUNCTION, CORO_OBJECT, FUNCTION, Job
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
@@ -238,6 +239,23 @@ def check_outside_results(plan: Plan) -> None:
                 )
 
 
+def remote_executor(job: Job, default_executor: object) -> Any:
+    """The Dask executor that runs ``job``'s body, or None when it runs here."""
+    chosen = job.executor if job.executor is not None else default_executor
+    if isinstance(chosen, DaskExecutor) and job._kind in REMOTE_KINDS:
+        return chosen
+    return None
+
+
+def dask_executors(jobs: Iterable[Job], default_executor: object) -> list[Any]:
+    """The distinct Dask executors that jobs of a run may use."""
+    found = {id(default_executor): default_executor}
+    for job in jobs:
+        if job.executor is not None and job.executor.__class__ is not str:
+            found[id(job.executor)] = job.executor
+    return [e for e in found.values() if isinstance(e, DaskExecutor)]
+
+
 def needs_process(job: Job, default_executor: object) -> bool:
     """True when a plain function must run in a worker process."""
     if job._kind != FUNCTION:
@@ -250,6 +268,13 @@ def needs_process(job: Job, default_executor: object) -> bool:
 
 def check_picklable(plan: Plan, default_executor: object) -> None:
     """A function bound for a worker process must be importable (picklable)."""
+    if isinstance(default_executor, DaskExecutor):
+        for job in plan.jobs:
+            if job._kind == CORO_OBJECT and job.executor is None:
+                raise PicklingError(
+                    f"job {job.name!r} holds a coroutine object, which cannot be sent to a "
+                    f"Dask worker: pass the async function and its arguments instead"
+                )
     for job in plan.jobs:
         if needs_process(job, default_executor):
             try:

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from .state import State
 from .workers import WorkerPool
 
 if TYPE_CHECKING:
+    from .executors.cluster import DaskSession
     from .report import Report
     from .scheduler import Scheduler
 
@@ -114,6 +115,7 @@ class Runner(BodyStarter):
         self._prints: dict[int, tuple[str | None, dict[str, Any]]] = {}
         self._digests: dict[int, str | None] = {}
         self._pickled: dict[int, bytes] = {}
+        self._remote: Callable[[Job], DaskSession | None] | None = None
 
     # -- the run --------------------------------------------------------------------
 
@@ -123,6 +125,8 @@ class Runner(BodyStarter):
         frozen = self.parent is None and len(self.scheduler._jobs) >= _FREEZE_AT
         with _collector_paused(frozen):
             self.plan = plan = self._validate()
+        self._remote = await self._open_remote(plan)
+        with _collector_paused(frozen):
             self.jobs = plan.jobs
             self._workers = WorkerPool(
                 self.loop,
@@ -149,6 +153,8 @@ class Runner(BodyStarter):
             raise
         finally:
             self._close(heartbeat, sigint, frozen)
+            if self.parent is None:
+                await self.shared.close_remote()
         if self.store_error is not None:
             raise self.store_error
         if self.crash is not None:
@@ -230,6 +236,26 @@ class Runner(BodyStarter):
         plan = self.scheduler.validate_for(self.pools, self.executor)
         plan.claim()  # nested validation may have re-planned shared jobs
         return plan
+
+    async def _open_remote(self, plan: _plan.Plan) -> Callable[[Job], DaskSession | None] | None:
+        """Connect to the Dask clusters this run's jobs go to; None when there are none."""
+        default = self.executor
+        chosen = _plan.dask_executors(plan.jobs, default)
+        if not chosen:
+            return None
+        try:
+            await self.shared.open_remote(chosen, self.pools)
+        except BaseException:
+            if self.parent is None:
+                await self.shared.close_remote()
+            raise
+        remote = self.shared.remote
+
+        def session_for(job: Job) -> DaskSession | None:
+            executor = _plan.remote_executor(job, default)
+            return remote(executor) if executor is not None else None
+
+        return session_for
 
     def _open_recorder(self, plan: _plan.Plan) -> Recorder:
         if self.parent is not None:

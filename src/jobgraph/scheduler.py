@@ -42,6 +42,7 @@ class Scheduler(Job):
         critical: bool = False,
         **job_options: Any,
     ) -> None:
+        _check_job_options(job_options)
         super().__init__(
             None, name=name, timeout=timeout, critical=critical, executor=executor, **job_options
         )
@@ -360,6 +361,23 @@ _STATS_ORDER = (
     State.READY,
     State.PENDING,
 )
+
+
+# What a scheduler takes as a job of another scheduler (see Job); the rest is a mistake.
+_JOB_OPTIONS = frozenset(
+    {
+        *("requires", "forever", "retries", "retry_delay", "retry_backoff", "priority"),
+        *("cache", "inputs", "outputs", "env_keys", "run_if"),
+    }
+)
+
+
+def _check_job_options(options: Mapping[str, Any]) -> None:
+    for key in options:
+        if key in _JOB_OPTIONS:
+            continue
+        hint = " (it is an option of run(), not of the constructor)" if key in RUN_OPTIONS else ""
+        raise TypeError(f"Scheduler() got an unexpected keyword argument {key!r}{hint}")
 
 
 def _check_window(owner: str, window: Any) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import os
 import pickle
@@ -34,26 +35,38 @@ class UnpicklableError(TypeError):
     """An argument or a result could not be sent between processes."""
 
 
-def dumps_call(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes:
+def dumps_call(
+    fn: Any,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    dumps: Callable[[Any], bytes] | None = None,
+    where: str = "a worker process",
+) -> bytes:
     """Pickle a call; on failure name the argument that cannot be pickled."""
+    dumps = dumps or functools.partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        return pickle.dumps((fn, args, dict(kwargs)), protocol=pickle.HIGHEST_PROTOCOL)
+        return dumps((fn, args, dict(kwargs)))
     except Exception as exc:
-        raise UnpicklableError(_culprit(fn, args, kwargs, exc)) from exc
+        raise UnpicklableError(_culprit(fn, args, kwargs, exc, dumps, where)) from exc
 
 
-def _culprit(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], exc: Exception) -> str:
+def _culprit(
+    fn: Any,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    exc: Exception,
+    dumps: Callable[[Any], bytes],
+    where: str,
+) -> str:
     named = [("the function", fn)]
     named += [(f"argument {k} ({v!r:.60})", v) for k, v in enumerate(args)]
     named += [(f"argument {k!r} ({v!r:.60})", v) for k, v in kwargs.items()]
     for label, value in named:
         try:
-            pickle.dumps(value)
+            dumps(value)
         except Exception as inner:
-            return (
-                f"{label} cannot be pickled for a worker process: {type(inner).__name__}: {inner}"
-            )
-    return f"the call cannot be pickled for a worker process: {type(exc).__name__}: {exc}"
+            return f"{label} cannot be pickled for {where}: {type(inner).__name__}: {inner}"
+    return f"the call cannot be pickled for {where}: {type(exc).__name__}: {exc}"
 
 
 _ACK = b"\x01"  # prefix of a payload whose start the worker must announce

@@ -33,7 +33,7 @@ async def run_shell(job: Shell, kill_grace: float) -> ShellResult:
     """
     out, err = OutputBuffer(), OutputBuffer()
     job._stdout, job._stderr = out, err
-    transport, protocol = await _spawn(job)
+    transport, protocol = await _spawned(job, kill_grace)
     proc = asyncio.subprocess.Process(transport, protocol, asyncio.get_running_loop())
     _LIVE_GROUPS.add(proc.pid)
     pumps = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
@@ -49,13 +49,25 @@ async def run_shell(job: Shell, kill_grace: float) -> ShellResult:
         raise
     finally:
         _LIVE_GROUPS.discard(proc.pid)
-    returncode = proc.returncode
-    assert returncode is not None
+    assert proc.returncode is not None
+    return conclude(job, proc.returncode)
+
+
+def conclude(job: Shell, returncode: int) -> ShellResult:
+    """The result of a command that exited; :class:`ShellError` for a non-zero status."""
+    out, err = job._stdout, job._stderr
+    assert out is not None and err is not None
     job._returncode = returncode
     result = ShellResult(returncode, out.read_all(), err.read_all())
     if returncode != 0:
         raise ShellError(returncode, job.command_line, err.tail(5))
     return result
+
+
+def argv_of(job: Shell) -> list[str]:
+    """The command as an argument list (a string runs through ``/bin/sh -c``)."""
+    command = job.command
+    return command if isinstance(command, list) else ["/bin/sh", "-c", command]
 
 
 async def _drain(proc: asyncio.subprocess.Process, pumps: asyncio.Future[Any]) -> None:
@@ -89,14 +101,29 @@ class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
             self.exited.set_result(None)
 
 
+async def _spawned(job: Shell, kill_grace: float) -> tuple[asyncio.SubprocessTransport, _Protocol]:
+    """Start the command; a cancellation while it starts still stops its whole group.
+
+    Cancelled mid-start, asyncio kills the process it started, but not the processes
+    that one may have started already: they would outlive the job.
+    """
+    starting = asyncio.ensure_future(_spawn(job))
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            transport, _ = await starting
+            await stop_group(transport.get_pid(), kill_grace)
+            transport.close()
+        raise
+
+
 async def _spawn(job: Shell) -> tuple[asyncio.SubprocessTransport, _Protocol]:
     env = {**os.environ, **job.env} if job.env else None
-    command = job.command
-    argv = command if isinstance(command, list) else ["/bin/sh", "-c", command]
     loop = asyncio.get_running_loop()
     return await loop.subprocess_exec(
         lambda: _Protocol(loop),
-        *argv,
+        *argv_of(job),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

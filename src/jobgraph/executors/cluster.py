@@ -1,0 +1,249 @@
+"""Jobs on a Dask distributed cluster: :class:`DaskExecutor` and one run's session on it.
+
+The scheduler stays the orchestrator: it decides what starts, keeps states, retries,
+timeouts, fingerprints and the store. Dask only runs bodies. Each attempt is one Dask
+task with a unique key; its result comes back to the scheduler (the store records it,
+and dependents receive it as an argument).
+
+All talk with the cluster happens on the Dask client's own event loop (a thread that
+``distributed`` runs for a synchronous client); the run's loop hands calls over and gets
+results back through thread-safe futures, so a slow cluster never blocks the run's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import WorkerDiedError
+from ..job import CORO_FUNCTION, FUNCTION, SHELL, Job
+from ..output import OutputBuffer
+from . import cluster_tasks as tasks
+
+INSTALL_HINT = "the Dask executor needs Dask's distributed scheduler: pip install 'jobgraph[dask]'"
+ABANDONED_NOTE = (
+    "the function ran on a Dask worker, which cannot stop a running function: it was "
+    "abandoned and may still be running there"
+)
+_CONNECT_TIMEOUT = "20s"  # how long to look for a cluster's scheduler before giving up
+_STOP_WAIT = 2.0  # seconds past the grace period to wait for a stopped task to report back
+REMOTE_KINDS = (FUNCTION, CORO_FUNCTION, SHELL)  # what can run on a worker
+
+
+class DaskExecutor:
+    """Run jobs on a Dask distributed cluster.
+
+    ``address=None`` and ``client=None``: a ``LocalCluster`` of worker processes sized to
+    the machine is started for each run and closed at its end (``cluster_options`` go to
+    ``LocalCluster``, e.g. ``n_workers=4``). ``address`` (``tcp://host:port``, or
+    ``dask://host:port``) connects to a running cluster for each run; ``client`` uses a
+    ``distributed.Client`` you manage (never closed by jobgraph).
+    """
+
+    def __init__(
+        self, address: str | None = None, client: Any = None, **cluster_options: Any
+    ) -> None:
+        if importlib.util.find_spec("distributed") is None:
+            raise ImportError(INSTALL_HINT)
+        if address is not None and client is not None:
+            raise ValueError("DaskExecutor: give an address or a client, not both")
+        if cluster_options and (address is not None or client is not None):
+            raise ValueError(
+                "DaskExecutor: cluster options apply to the local cluster it starts, "
+                "not to an existing one (given an address or a client)"
+            )
+        if client is not None and getattr(client, "asynchronous", False):
+            raise ValueError(
+                "DaskExecutor: the client must be synchronous (Client(...) without "
+                "asynchronous=True); jobgraph runs it from its own thread"
+            )
+        self.address = _address(address) if address is not None else None
+        self.client = client
+        self.cluster_options = cluster_options
+
+    def __repr__(self) -> str:
+        where = self.address or ("a client" if self.client is not None else "a local cluster")
+        return f"DaskExecutor({where})"
+
+
+def _address(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"DaskExecutor: address must be a non-empty string, not {text!r}")
+    return "tcp://" + text[len("dask://") :] if text.startswith("dask://") else text
+
+
+class DaskSession:
+    """One run's use of a :class:`DaskExecutor`: opened before the run, closed after it."""
+
+    def __init__(self, executor: DaskExecutor, resources: Mapping[str, float]) -> None:
+        self.executor = executor
+        self.resources = dict(resources)
+        self.client: Any = None
+        self._cluster: Any = None
+        self._declared: set[str] = set()
+        self._futures: dict[str, Any] = {}  # key -> Dask future (touched on the client loop)
+
+    # -- opening and closing (blocking: called from a thread) --------------------------
+
+    def open(self) -> None:
+        """Connect to the cluster, starting a local one when no address or client is given."""
+        import dask
+        import distributed
+
+        executor = self.executor
+        if executor.client is not None:
+            self.client = executor.client
+        elif executor.address is not None:
+            try:
+                self.client = distributed.Client(  # type: ignore[no-untyped-call]
+                    executor.address, timeout=_CONNECT_TIMEOUT, set_as_default=False
+                )
+            except OSError as exc:
+                raise OSError(
+                    f"cannot reach the Dask scheduler at {executor.address}: {exc}"
+                ) from exc
+        else:
+            # A worker lost mid-job fails that attempt (jobgraph's retries apply), instead
+            # of Dask running it again behind the scheduler's back.
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                options = {
+                    "processes": True,
+                    "dashboard_address": None,
+                    "silence_logs": logging.CRITICAL,  # the report tells what failed
+                    "resources": self.resources or None,
+                    **executor.cluster_options,
+                }
+                self._cluster = distributed.LocalCluster(**options)  # type: ignore[no-untyped-call]
+            self.client = distributed.Client(  # type: ignore[no-untyped-call]
+                self._cluster, set_as_default=False
+            )
+        workers = self.client.scheduler_info().get("workers", {})
+        self._declared = {name for w in workers.values() for name in w.get("resources") or {}}
+
+    def close(self) -> None:
+        """Disconnect; stop the local cluster if this session started it."""
+        if self.client is not None and self.client is not self.executor.client:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    # -- running a job (on the run's loop) --------------------------------------------
+
+    async def run(self, job: Job, args: Any, kwargs: Any, grace: float) -> Any:
+        """Run one attempt of ``job`` on the cluster; cancelling it stops the task there."""
+        key = f"{job.name}-{uuid.uuid4().hex[:16]}"
+        kind = job._kind
+        if kind == SHELL:
+            job._stdout, job._stderr = OutputBuffer(), OutputBuffer()
+            call: tuple[Any, ...] = (tasks.run_command, key, *_command(job), grace)
+        elif kind == CORO_FUNCTION:
+            call = (tasks.run_coroutine, key, _dumps(job._fn, args, kwargs))
+        else:
+            call = (tasks.run_function, _dumps(job._fn, args, kwargs))
+        resources = self._resources_for(job)
+        remote = asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(
+                self._call(key, call, resources), self.client.loop.asyncio_loop
+            )
+        )
+        try:
+            value = await asyncio.shield(remote)
+        except asyncio.CancelledError:
+            await self._stop(key, kind, remote, grace)
+            raise
+        if kind == SHELL:
+            return _conclude_shell(job, value)
+        return value
+
+    def _resources_for(self, job: Job) -> dict[str, float] | None:
+        if not job.resources:
+            return None
+        missing = sorted(set(job.resources) - self._declared)
+        if missing:
+            names = ", ".join(repr(m) for m in missing)
+            raise ValueError(
+                f"job {job.name!r} needs resource {names}, which no worker of the Dask "
+                f"cluster declares (start workers with --resources, e.g. {missing[0]}=1)"
+            )
+        return dict(job.resources)
+
+    async def _stop(self, key: str, kind: int, remote: asyncio.Future[Any], grace: float) -> None:
+        """Stop the task on the cluster; wait (bounded) until a command or coroutine ended."""
+        stopping = asyncio.run_coroutine_threadsafe(
+            self._stop_remote(key, kind), self.client.loop.asyncio_loop
+        )
+        await asyncio.shield(asyncio.wrap_future(stopping))
+        if kind != FUNCTION:
+            await asyncio.wait({remote}, timeout=grace + _STOP_WAIT)
+        remote.cancel()  # nothing more to hear from it
+        if kind == FUNCTION:
+            raise _Abandoned(ABANDONED_NOTE)
+
+    # -- on the client's loop -------------------------------------------------------
+
+    async def _call(self, key: str, call: tuple[Any, ...], resources: Any) -> Any:
+        from distributed.scheduler import KilledWorker
+
+        client = self.client
+        fn, *args = call
+        future = client.submit(fn, *args, key=key, pure=False, resources=resources)
+        self._futures[key] = future
+        try:
+            return await client.gather(future, asynchronous=True)
+        except KilledWorker as exc:
+            worker = getattr(getattr(exc, "last_worker", None), "address", "")
+            where = f" ({worker})" if worker else ""
+            raise WorkerDiedError(f"the Dask worker running it died{where}") from None
+        except asyncio.CancelledError:
+            if future.status != "cancelled":
+                raise  # jobgraph stops it: the task itself was not cancelled (yet)
+            raise RuntimeError(f"its Dask task {key} was cancelled outside jobgraph") from None
+        finally:
+            self._futures.pop(key, None)
+
+    async def _stop_remote(self, key: str, kind: int) -> None:
+        client = self.client
+        future = self._futures.get(key)
+        if kind != FUNCTION:
+            found = await client.run(tasks.stop_task, key, asynchronous=True, on_error="ignore")
+            if any(value is True for value in found.values()):
+                return  # it stops, and its future reports back when it did
+        if future is not None:
+            await client.cancel(future, force=True, asynchronous=True)
+
+
+class _Abandoned(asyncio.CancelledError):
+    """The job was stopped here but its body goes on elsewhere (the report says so)."""
+
+    def __init__(self, note: str) -> None:
+        super().__init__(note)
+        self.note = note
+
+
+def _dumps(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes:
+    """Pickle a call for a worker, naming the argument that cannot be pickled."""
+    import cloudpickle
+
+    from .process import dumps_call
+
+    return dumps_call(fn, args, kwargs, cloudpickle.dumps, "a Dask worker")
+
+
+def _command(job: Job) -> tuple[list[str], str | None, dict[str, str] | None]:
+    from .shell import argv_of
+
+    return argv_of(job), job.cwd, job.env  # type: ignore[arg-type,attr-defined]
+
+
+def _conclude_shell(job: Job, value: tuple[int, bytes, bytes]) -> Any:
+    from .shell import conclude
+
+    returncode, out, err = value
+    assert job._stdout is not None and job._stderr is not None
+    job._stdout.feed(out, final=True)
+    job._stderr.feed(err, final=True)
+    return conclude(job, returncode)  # type: ignore[arg-type]
