@@ -13,11 +13,14 @@ results back through thread-safe futures, so a slow cluster never blocks the run
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import importlib.util
 import logging
+import threading
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import WorkerDiedError
 from ..job import CORO_FUNCTION, FUNCTION, SHELL, Job
@@ -86,6 +89,9 @@ class DaskSession:
         self._cluster: Any = None
         self._declared: set[str] = set()
         self._futures: dict[str, Any] = {}  # key -> Dask future (touched on the client loop)
+        self._outbox: list[_Call] = []  # calls not yet submitted (filled from the run's loop)
+        self._lock = threading.Lock()
+        self._deliveries: set[asyncio.Future[None]] = set()  # keeps them from the GC
 
     # -- opening and closing (blocking: called from a thread) --------------------------
 
@@ -139,17 +145,15 @@ class DaskSession:
         kind = job._kind
         if kind == SHELL:
             job._stdout, job._stderr = OutputBuffer(), OutputBuffer()
-            call: tuple[Any, ...] = (tasks.run_command, key, *_command(job), grace)
+            payload = _dumps(tasks.run_command, (key, *_command(job), grace), {})
         elif kind == CORO_FUNCTION:
-            call = (tasks.run_coroutine, key, _dumps(job._fn, args, kwargs))
+            payload = _dumps(job._fn, args, kwargs, key)
         else:
-            call = (tasks.run_function, _dumps(job._fn, args, kwargs))
+            payload = _dumps(job._fn, args, kwargs)
         resources = self._resources_for(job)
-        remote = asyncio.wrap_future(
-            asyncio.run_coroutine_threadsafe(
-                self._call(key, call, resources), self.client.loop.asyncio_loop
-            )
-        )
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._send(_Call(key, payload, resources, done))
+        remote = asyncio.wrap_future(done)
         try:
             value = await asyncio.shield(remote)
         except asyncio.CancelledError:
@@ -158,6 +162,14 @@ class DaskSession:
         if kind == SHELL:
             return _conclude_shell(job, value)
         return value
+
+    def _send(self, call: _Call) -> None:
+        """Queue a call for the client's loop, which submits what is queued in one go."""
+        with self._lock:
+            self._outbox.append(call)
+            first = len(self._outbox) == 1
+        if first:
+            self.client.loop.asyncio_loop.call_soon_threadsafe(self._submit_queued)
 
     def _resources_for(self, job: Job) -> dict[str, float] | None:
         if not job.resources:
@@ -185,25 +197,55 @@ class DaskSession:
 
     # -- on the client's loop -------------------------------------------------------
 
-    async def _call(self, key: str, call: tuple[Any, ...], resources: Any) -> Any:
+    def _submit_queued(self) -> None:
+        """Submit the queued calls: one graph for those without resources (one message)."""
+        with self._lock:
+            calls, self._outbox = self._outbox, []
+        try:
+            futures = self._submit(calls)
+        except Exception as exc:  # e.g. the cluster went away: these calls fail, not hang
+            for c in calls:
+                _settle(c.done, exc=exc)
+            return
+        for c in calls:
+            self._futures[c.key] = futures[c.key]
+            delivery = asyncio.ensure_future(self._deliver(c, futures[c.key]))
+            self._deliveries.add(delivery)
+            delivery.add_done_callback(self._deliveries.discard)
+
+    def _submit(self, calls: list[_Call]) -> dict[str, Any]:
+        client = self.client
+        plain = {c.key: (tasks.run_task, c.payload) for c in calls if c.resources is None}
+        futures = {}
+        if plain:
+            submitted = client.get(plain, list(plain), sync=False)
+            futures = dict(zip(plain, submitted, strict=True))
+        for c in calls:
+            if c.resources is not None:
+                futures[c.key] = client.submit(
+                    tasks.run_task, c.payload, key=c.key, pure=False, resources=c.resources
+                )
+        return futures
+
+    async def _deliver(self, call: _Call, future: Any) -> None:
+        """Wait for a task's result and hand it (or its error) to the run's loop."""
         from distributed.scheduler import KilledWorker
 
-        client = self.client
-        fn, *args = call
-        future = client.submit(fn, *args, key=key, pure=False, resources=resources)
-        self._futures[key] = future
         try:
-            return await client.gather(future, asynchronous=True)
+            result = await self.client.gather(future, asynchronous=True)
         except KilledWorker as exc:
             worker = getattr(getattr(exc, "last_worker", None), "address", "")
             where = f" ({worker})" if worker else ""
-            raise WorkerDiedError(f"the Dask worker running it died{where}") from None
+            _settle(call.done, exc=WorkerDiedError(f"the Dask worker running it died{where}"))
         except asyncio.CancelledError:
-            if future.status != "cancelled":
-                raise  # jobgraph stops it: the task itself was not cancelled (yet)
-            raise RuntimeError(f"its Dask task {key} was cancelled outside jobgraph") from None
+            text = f"its Dask task {call.key} was cancelled outside jobgraph"
+            _settle(call.done, exc=RuntimeError(text))
+        except Exception as exc:
+            _settle(call.done, exc=exc)
+        else:
+            _settle(call.done, result=result)
         finally:
-            self._futures.pop(key, None)
+            self._futures.pop(call.key, None)
 
     async def _stop_remote(self, key: str, kind: int) -> None:
         client = self.client
@@ -216,6 +258,26 @@ class DaskSession:
             await client.cancel(future, force=True, asynchronous=True)
 
 
+class _Call(NamedTuple):
+    """One attempt on its way to the cluster."""
+
+    key: str
+    payload: bytes
+    resources: dict[str, float] | None
+    done: concurrent.futures.Future[Any]
+
+
+def _settle(
+    done: concurrent.futures.Future[Any], result: Any = None, exc: BaseException | None = None
+) -> None:
+    """Complete a call's future unless the run stopped listening (it cancelled it)."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if exc is not None:
+            done.set_exception(exc)
+        else:
+            done.set_result(result)
+
+
 class _Abandoned(asyncio.CancelledError):
     """The job was stopped here but its body goes on elsewhere (the report says so)."""
 
@@ -224,13 +286,21 @@ class _Abandoned(asyncio.CancelledError):
         self.note = note
 
 
-def _dumps(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes:
-    """Pickle a call for a worker, naming the argument that cannot be pickled."""
+def _dumps(
+    fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], key: str | None = None
+) -> bytes:
+    """Pickle a call for a worker, naming the argument that cannot be pickled.
+
+    With ``key``, the call is a coroutine function's, run (and stoppable) under that key.
+    """
     import cloudpickle
 
     from .process import dumps_call
 
-    return dumps_call(fn, args, kwargs, cloudpickle.dumps, "a Dask worker")
+    def dumps(call: Any) -> bytes:
+        return bytes(cloudpickle.dumps((key, call)))
+
+    return dumps_call(fn, args, kwargs, dumps, "a Dask worker")
 
 
 def _command(job: Job) -> tuple[list[str], str | None, dict[str, str] | None]:

@@ -32,19 +32,27 @@ class StoppedError(Exception):
     """The job was stopped on the scheduler's request (a timeout or an abort)."""
 
 
-def run_function(payload: bytes) -> Any:
-    """Call a pickled plain function; a coroutine it returns is run to its end, as locally."""
-    fn, args, kwargs = _loads(payload)
+def run_task(payload: bytes) -> Any:
+    """Run one pickled job body: ``(key, (fn, args, kwargs))``.
+
+    With a key, ``fn`` is an ``async def`` function, run in a loop of its own that
+    :func:`stop_task` can cancel. Without one, ``fn`` is a plain function (commands are
+    :func:`run_command` calls); a coroutine it returns is run to its end, as locally.
+    """
+    import cloudpickle  # a dependency of Dask: present wherever a worker runs
+
+    key, (fn, args, kwargs) = cloudpickle.loads(payload)
+    if key is not None:
+        return _run_coroutine(key, fn, args, kwargs)
     result = fn(*args, **kwargs)
     if inspect.iscoroutine(result):
         result = asyncio.run(result)
     return result
 
 
-def run_coroutine(key: str, payload: bytes) -> Any:
-    """Run a pickled ``async def`` call in a loop of its own; :func:`stop_task` cancels it."""
-    fn, args, kwargs = _loads(payload)
-
+def _run_coroutine(
+    key: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> Any:
     async def main() -> Any:
         loop, task = asyncio.get_running_loop(), asyncio.current_task()
         assert task is not None
@@ -119,13 +127,6 @@ def stop_group(pgid: int, grace: float) -> None:
     while group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(_POLL)
     signal_group(pgid, signal.SIGKILL)
-
-
-def _loads(payload: bytes) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-    import cloudpickle  # a dependency of Dask: present wherever a worker runs
-
-    fn, args, kwargs = cloudpickle.loads(payload)
-    return fn, args, kwargs
 
 
 def _reader(stream: Any, into: list[bytes]) -> threading.Thread:
