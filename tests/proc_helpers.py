@@ -75,3 +75,10 @@ def ledger_job(ledger: str, name: str, seconds: float) -> str:
         _os.close(fd)
     time.sleep(seconds)
     return name
+
+
+def segfault() -> None:
+    """Crash the process with SIGSEGV (a bug in a C extension would)."""
+    import ctypes
+
+    ctypes.string_at(0)

@@ -30,6 +30,30 @@ def test_a_worker_that_dies_fails_only_its_job_and_the_run_goes_on():
     assert "killed by signal 9" in records["killed"].error
 
 
+def test_a_segfault_fails_only_that_attempt():
+    crash = jg.Job(ph.segfault, executor="process", name="segv", retries=1)
+    after = jg.Job(ph.add, 2, 3, executor="process", name="after", requires=[crash], run_if="done")
+    report = jg.Scheduler(crash, after).run()
+    assert crash.state is jg.State.FAILED and crash.attempts == 2
+    assert "killed by signal 11" in report.why()
+    assert after.result() == 5
+
+
+def test_a_timed_out_job_does_not_disturb_the_jobs_in_other_workers():
+    slow_ok = jg.Job(ph.sleep_for, 1.0, timeout=10, name="slow-ok")
+    doomed = jg.Job(ph.sleep_for, 10, timeout=0.3, name="doomed")
+    report = jg.Scheduler(slow_ok, doomed).run()
+    assert doomed.state is jg.State.TIMED_OUT
+    assert slow_ok.state is jg.State.SUCCEEDED and slow_ok.result() == 1.0
+    assert report.why() == "job 'doomed' timed out after 0.3s"
+
+
+def test_the_pool_is_sized_to_the_machine():
+    from jobgraph.executors.process import WorkerPool
+
+    assert WorkerPool().size == (os.cpu_count() or 1)
+
+
 def test_a_crashed_worker_is_retried():
     job = jg.Job(ph.exit_hard, 1, executor="process", retries=2)
     jg.Scheduler(job).run()

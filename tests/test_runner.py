@@ -334,3 +334,11 @@ def test_plain_progress_stops_quietly_when_its_reader_goes_away():
     progress = PlainProgress(out)
     report = jg.Scheduler(jg.Job(lambda: 1)).run(on_event=progress)
     assert report.ok and progress.out is None
+
+
+def test_scheduler_rejects_options_it_does_not_know():
+    with pytest.raises(TypeError, match=r"'resume' \(it is an option of run\(\)"):
+        jg.Scheduler(resume="last")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'windw'"):
+        jg.Scheduler(windw=3)
+    assert jg.Scheduler(retries=2, priority=1).retries == 2  # options as a nested job are fine
