@@ -80,7 +80,7 @@ def bench_dask(n: int, shape: str, repeat: int) -> None:
     import distributed
 
     cluster = distributed.LocalCluster(
-        processes=True, dashboard_address=None, silence_logs=logging.CRITICAL
+        processes=True, dashboard_address=":0", silence_logs=logging.CRITICAL
     )
     client = distributed.Client(cluster)
     workers = len(client.scheduler_info()["workers"])

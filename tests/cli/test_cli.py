@@ -252,8 +252,9 @@ def test_more_user_errors_are_one_line(build: Path):
     assert "'-j' / '--jobs'" in one_line("run", "build.yaml", "-j", "0")
     assert "No such command 'nope'" in one_line("nope")
     assert "no job named 'zzz'" in one_line("run", "build.yaml", "--force", "zzz")
+    (build / "a-file").write_text("")  # a folder that cannot exist, even for root
     assert "cannot write" in one_line(
-        "run", "build.yaml", "-q", "--report", "/nonexistent/dir/r.json"
+        "run", "build.yaml", "-q", "--report", str(build / "a-file" / "r.json")
     )
     (build / "dup.yaml").write_text("jobs:\n  a:\n    shell: echo\n  a:\n    shell: echo\n")
     assert "dup.yaml:4: duplicate key 'a'" in one_line("run", "dup.yaml")

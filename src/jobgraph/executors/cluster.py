@@ -118,7 +118,7 @@ class DaskSession:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 options = {
                     "processes": True,
-                    "dashboard_address": None,
+                    "dashboard_address": ":0",  # any free port: runs side by side never clash
                     "silence_logs": logging.CRITICAL,  # the report tells what failed
                     "resources": self.resources or None,
                     **executor.cluster_options,
