@@ -91,7 +91,9 @@ class Pools:
         for executor in executors:
             if id(executor) not in self._remote:
                 session = self._remote[id(executor)] = DaskSession(executor, resources)
-                await loop.run_in_executor(None, session.open)  # a cluster takes a while
+                # A cluster takes a while; cancelled meanwhile, close_remote() tells the
+                # opening thread to close what it opens.
+                await asyncio.shield(loop.run_in_executor(None, session.open))
 
     def remote(self, executor: Any) -> DaskSession:
         """The open session of a Dask executor."""
@@ -103,8 +105,9 @@ class Pools:
         self._remote.clear()
         if sessions:
             loop = asyncio.get_running_loop()
-            for session in sessions:
-                await asyncio.shield(loop.run_in_executor(None, session.close))
+            # All at once, and on to the end even if this wait is cancelled.
+            closing = [loop.run_in_executor(None, session.close) for session in sessions]
+            await asyncio.shield(asyncio.gather(*closing, return_exceptions=True))
 
 
 class BodyStarter:

@@ -125,20 +125,13 @@ class Runner(BodyStarter):
         frozen = self.parent is None and len(self.scheduler._jobs) >= _FREEZE_AT
         with _collector_paused(frozen):
             self.plan = plan = self._validate()
-        self._remote = await self._open_remote(plan)
-        with _collector_paused(frozen):
-            self.jobs = plan.jobs
-            self._workers = WorkerPool(
-                self.loop,
-                self._coroutine_begins,
-                self._coroutine_ended,
-                self._pump,
-                self._internal_error,
-            )
-            self.rec = self._open_recorder(plan)
-            self._durable = self.rec.durable
-            self.core = core = Core(self._spec(plan))
-            self._reset_jobs(plan)
+        try:
+            await self._prepare(plan, frozen)
+        except BaseException:
+            if self.parent is None:
+                await self.shared.close_remote()  # e.g. a Dask cluster started for nothing
+            raise
+        core = self.core
         self.started_at = _now()
         self._timer = self._arm_global_timeout()
         sigint = self._install_sigint()
@@ -237,18 +230,30 @@ class Runner(BodyStarter):
         plan.claim()  # nested validation may have re-planned shared jobs
         return plan
 
+    async def _prepare(self, plan: _plan.Plan, frozen: bool) -> None:
+        """Connect to remote executors, open the record, build the core."""
+        self._remote = await self._open_remote(plan)
+        with _collector_paused(frozen):
+            self.jobs = plan.jobs
+            self._workers = WorkerPool(
+                self.loop,
+                self._coroutine_begins,
+                self._coroutine_ended,
+                self._pump,
+                self._internal_error,
+            )
+            self.rec = self._open_recorder(plan)
+            self._durable = self.rec.durable
+            self.core = Core(self._spec(plan))
+            self._reset_jobs(plan)
+
     async def _open_remote(self, plan: _plan.Plan) -> Callable[[Job], DaskSession | None] | None:
         """Connect to the Dask clusters this run's jobs go to; None when there are none."""
         default = self.executor
         chosen = _plan.dask_executors(plan.jobs, default)
         if not chosen:
             return None
-        try:
-            await self.shared.open_remote(chosen, self.pools)
-        except BaseException:
-            if self.parent is None:
-                await self.shared.close_remote()
-            raise
+        await self.shared.open_remote(chosen, self.pools)
         remote = self.shared.remote
 
         def session_for(job: Job) -> DaskSession | None:

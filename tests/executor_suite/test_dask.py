@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 import jobgraph as jg
 from executor_suite import work
+from procs import children_of
 
 distributed = pytest.importorskip("distributed")
 
@@ -75,7 +77,25 @@ def test_a_resource_no_worker_declares_fails_the_job_clearly(dask_cluster):
     job = jg.Job(work.add, 1, 1, resources={"gpu": 1}, name="train")
     report = jg.Scheduler(job, executor=executor, resources={"gpu": 1}).run()
     assert job.state is jg.State.FAILED
-    assert "needs resource 'gpu', which no worker of the Dask cluster declares" in report.why()
+    assert "needs gpu=1, and no worker of the Dask cluster declares that much" in report.why()
+
+
+def test_more_of_a_resource_than_any_worker_has_fails_the_job_clearly(dask_cluster):
+    executor = jg.DaskExecutor(address=dask_cluster.scheduler_address)
+    job = jg.Job(work.add, 1, 1, resources={"slot": 3}, name="big")
+    report = jg.Scheduler(job, executor=executor, resources={"slot": 4}).run()
+    assert job.state is jg.State.FAILED
+    assert "needs slot=3" in report.why() and "the most is 2" in report.why()
+
+
+def test_a_run_that_fails_to_start_closes_its_local_cluster(tmp_path):
+    executor = jg.DaskExecutor(n_workers=1, threads_per_worker=1)
+    scheduler = jg.Scheduler(jg.Job(work.where, name="where"), executor=executor)
+    before = set(children_of(os.getpid()))
+    with pytest.raises(jg.StoreError, match="no run 'nosuch'"):
+        scheduler.run(store=str(tmp_path / "s.db"), resume="nosuch")
+    time.sleep(0.5)
+    assert set(children_of(os.getpid())) - before == set()
 
 
 def test_a_coroutine_object_cannot_go_to_dask(dask_cluster):

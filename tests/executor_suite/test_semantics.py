@@ -90,6 +90,18 @@ def test_a_timed_out_coroutine_is_cancelled_and_its_finally_runs(executor, tmp_p
     assert marker.read_text() == "finally ran"
 
 
+def test_a_coroutine_that_ignores_the_stop_is_abandoned_and_the_report_says_so(executor):
+    job = jg.Job(work.stubborn, 6.0, timeout=0.3, name="stubborn")
+    scheduler = jg.Scheduler(job, executor=executor)
+    scheduler.kill_grace = 0.2
+    started = time.monotonic()
+    report = scheduler.run()
+    assert job.state is jg.State.TIMED_OUT
+    assert time.monotonic() - started < 5.5  # abandoned, not waited for
+    note = next(r.note for r in report.jobs if r.name == "stubborn")
+    assert "ignored the request to stop" in note and "may still be running" in note
+
+
 def test_shell_output_status_and_failure(executor):
     talk = jg.Shell("echo out; echo err >&2", name="talk")
     broken = jg.Shell("echo oops >&2; exit 3", name="broken")

@@ -79,3 +79,14 @@ def most_at_once(log: str) -> int:
 def exit_hard(code: int) -> None:
     """Leave the process without cleanup, as a crash would."""
     os._exit(code)
+
+
+async def stubborn(seconds: float) -> str:
+    """Ignore every request to stop, for ``seconds`` at most."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            continue
+    return "done"

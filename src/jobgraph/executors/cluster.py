@@ -32,6 +32,10 @@ ABANDONED_NOTE = (
     "the function ran on a Dask worker, which cannot stop a running function: it was "
     "abandoned and may still be running there"
 )
+IGNORED_NOTE = (
+    "the job ignored the request to stop: it was abandoned and may still be running on its "
+    "Dask worker"
+)
 _CONNECT_TIMEOUT = "20s"  # how long to look for a cluster's scheduler before giving up
 _STOP_WAIT = 2.0  # seconds past the grace period to wait for a stopped task to report back
 REMOTE_KINDS = (FUNCTION, CORO_FUNCTION, SHELL)  # what can run on a worker
@@ -87,7 +91,8 @@ class DaskSession:
         self.resources = dict(resources)
         self.client: Any = None
         self._cluster: Any = None
-        self._declared: set[str] = set()
+        self._capacity: dict[str, float] = {}  # resource -> most that one worker declares
+        self._closed = False
         self._futures: dict[str, Any] = {}  # key -> Dask future (touched on the client loop)
         self._outbox: list[_Call] = []  # calls not yet submitted (filled from the run's loop)
         self._lock = threading.Lock()
@@ -127,15 +132,40 @@ class DaskSession:
             self.client = distributed.Client(  # type: ignore[no-untyped-call]
                 self._cluster, set_as_default=False
             )
-        workers = self.client.scheduler_info().get("workers", {})
-        self._declared = {name for w in workers.values() for name in w.get("resources") or {}}
+        self._read_capacity()
+        with self._lock:
+            closed = self._closed
+        if closed:  # the run gave up while this was opening: nobody else will close it
+            self._close_now()
 
     def close(self) -> None:
-        """Disconnect; stop the local cluster if this session started it."""
-        if self.client is not None and self.client is not self.executor.client:
-            self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        """Disconnect; stop the local cluster if this session started it.
+
+        Safe while :meth:`open` is still running in another thread: it closes what it
+        opens once it is done.
+        """
+        with self._lock:
+            self._closed = True
+        self._close_now()
+
+    def _close_now(self) -> None:
+        client, cluster = self.client, self._cluster
+        self.client = self._cluster = None
+        try:
+            if client is not None and client is not self.executor.client:
+                client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+    def _read_capacity(self) -> None:
+        """The most of each resource that one worker declares (workers may join later)."""
+        workers = self.client.scheduler_info().get("workers", {})
+        capacity: dict[str, float] = {}
+        for worker in workers.values():
+            for name, amount in (worker.get("resources") or {}).items():
+                capacity[name] = max(capacity.get(name, 0), amount)
+        self._capacity = capacity
 
     # -- running a job (on the run's loop) --------------------------------------------
 
@@ -158,9 +188,12 @@ class DaskSession:
             value = await asyncio.shield(remote)
         except asyncio.CancelledError:
             await self._stop(key, kind, remote, grace)
+            if kind == SHELL and not remote.cancelled() and remote.exception() is None:
+                _feed_output(job, remote.result())  # what it printed before it was stopped
             raise
         if kind == SHELL:
-            return _conclude_shell(job, value)
+            _feed_output(job, value)
+            return _conclude(job, value[0])
         return value
 
     def _send(self, call: _Call) -> None:
@@ -169,31 +202,55 @@ class DaskSession:
             self._outbox.append(call)
             first = len(self._outbox) == 1
         if first:
-            self.client.loop.asyncio_loop.call_soon_threadsafe(self._submit_queued)
+            try:
+                self.client.loop.asyncio_loop.call_soon_threadsafe(self._submit_queued)
+            except RuntimeError as exc:  # its loop is closed: a client closed under the run
+                with self._lock:
+                    self._outbox.remove(call)
+                raise RuntimeError(f"the Dask client is closed: {exc}") from None
 
     def _resources_for(self, job: Job) -> dict[str, float] | None:
+        """The Dask worker resources of a job; an error if no worker could ever run it."""
         if not job.resources:
             return None
-        missing = sorted(set(job.resources) - self._declared)
-        if missing:
-            names = ", ".join(repr(m) for m in missing)
+        if self._cluster is not None:
+            # Our own cluster's workers declare the run's pools; the pools (here) hold the
+            # limits of nested schedulers' own pools.
+            return {k: v for k, v in job.resources.items() if k in self._capacity} or None
+        short = self._short_of(job.resources)
+        if short:
+            self._read_capacity()  # a worker that has them may have joined since
+            short = self._short_of(job.resources)
+        if short:
+            name, amount = short[0]
+            has = self._capacity.get(name, 0)
             raise ValueError(
-                f"job {job.name!r} needs resource {names}, which no worker of the Dask "
-                f"cluster declares (start workers with --resources, e.g. {missing[0]}=1)"
+                f"job {job.name!r} needs {name}={amount:g}, and no worker of the Dask "
+                f"cluster declares that much (the most is {has:g}; start workers with "
+                f"--resources {name}={amount:g})"
             )
         return dict(job.resources)
 
+    def _short_of(self, needs: Mapping[str, float]) -> list[tuple[str, float]]:
+        return [(k, v) for k, v in sorted(needs.items()) if v > self._capacity.get(k, 0)]
+
     async def _stop(self, key: str, kind: int, remote: asyncio.Future[Any], grace: float) -> None:
-        """Stop the task on the cluster; wait (bounded) until a command or coroutine ended."""
-        stopping = asyncio.run_coroutine_threadsafe(
-            self._stop_remote(key, kind), self.client.loop.asyncio_loop
-        )
-        await asyncio.shield(asyncio.wrap_future(stopping))
-        if kind != FUNCTION:
-            await asyncio.wait({remote}, timeout=grace + _STOP_WAIT)
-        remote.cancel()  # nothing more to hear from it
+        """Stop the task on the cluster; wait (bounded) until a command or coroutine ended.
+
+        Raises :class:`_Abandoned` when the body may go on running on its worker.
+        """
+        with contextlib.suppress(Exception):  # a lost cluster: the job ends here all the same
+            stopping = asyncio.run_coroutine_threadsafe(
+                self._stop_remote(key, kind), self.client.loop.asyncio_loop
+            )
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(stopping)), _STOP_WAIT)
         if kind == FUNCTION:
+            remote.cancel()
             raise _Abandoned(ABANDONED_NOTE)
+        await asyncio.wait({remote}, timeout=grace + _STOP_WAIT)
+        if not remote.done():
+            remote.cancel()
+            raise _Abandoned(IGNORED_NOTE)
 
     # -- on the client's loop -------------------------------------------------------
 
@@ -237,8 +294,11 @@ class DaskSession:
             worker = getattr(getattr(exc, "last_worker", None), "address", "")
             where = f" ({worker})" if worker else ""
             _settle(call.done, exc=WorkerDiedError(f"the Dask worker running it died{where}"))
-        except asyncio.CancelledError:
-            text = f"its Dask task {call.key} was cancelled outside jobgraph"
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+            text = (
+                f"its Dask task {call.key} was cancelled outside jobgraph, or the "
+                f"connection to the Dask scheduler was lost"
+            )
             _settle(call.done, exc=RuntimeError(text))
         except Exception as exc:
             _settle(call.done, exc=exc)
@@ -309,11 +369,14 @@ def _command(job: Job) -> tuple[list[str], str | None, dict[str, str] | None]:
     return argv_of(job), job.cwd, job.env  # type: ignore[arg-type,attr-defined]
 
 
-def _conclude_shell(job: Job, value: tuple[int, bytes, bytes]) -> Any:
-    from .shell import conclude
-
-    returncode, out, err = value
+def _feed_output(job: Job, value: tuple[int, bytes, bytes]) -> None:
+    _, out, err = value
     assert job._stdout is not None and job._stderr is not None
     job._stdout.feed(out, final=True)
     job._stderr.feed(err, final=True)
+
+
+def _conclude(job: Job, returncode: int) -> Any:
+    from .shell import conclude
+
     return conclude(job, returncode)  # type: ignore[arg-type]

@@ -24,7 +24,8 @@ _POLL = 0.02  # seconds between checks that a stopped process group is gone
 _READ_AFTER_EXIT = 1.0  # how long an escaped child may keep a command's pipes open
 
 _running: dict[str, Callable[[], object]] = {}  # task key -> what stops it (this worker only)
-_stopped: set[str] = set()  # keys stopped before they started here: they must not start
+_stopped: dict[str, None] = {}  # keys stopped before they started here (oldest first)
+_REMEMBER_STOPPED = 100_000
 _lock = threading.Lock()
 
 
@@ -112,7 +113,9 @@ def stop_task(key: str) -> bool:
     with _lock:
         stop = _running.pop(key, None)
         if stop is None:
-            _stopped.add(key)
+            _stopped[key] = None
+            if len(_stopped) > _REMEMBER_STOPPED:
+                del _stopped[next(iter(_stopped))]  # the oldest: long past its start
             return False
     stop()
     return True
@@ -142,7 +145,12 @@ def _reader(stream: Any, into: list[bytes]) -> threading.Thread:
 def _terminate(pgid: int, grace: float) -> None:
     """SIGTERM now, SIGKILL after ``grace`` (the command may ignore SIGTERM)."""
     signal_group(pgid, signal.SIGTERM)
-    killer = threading.Timer(grace, signal_group, (pgid, signal.SIGKILL))
+
+    def kill() -> None:
+        if group_alive(pgid):  # not a group that ended (its id may be reused)
+            signal_group(pgid, signal.SIGKILL)
+
+    killer = threading.Timer(grace, kill)
     killer.daemon = True
     killer.start()
 
