@@ -42,12 +42,13 @@ IGNORED_NOTE = "the job ignored the request to stop: it was abandoned and may st
 class Attempt:
     """One start of a job's body that has not ended yet."""
 
-    __slots__ = ("cancelled", "future", "pool", "timed_out", "timer")
+    __slots__ = ("cancelled", "future", "pool", "remote", "timed_out", "timer")
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Any] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.pool: ProcessPool | None = None  # set when the body runs in a worker process
+        self.remote = False  # True when the body runs on a Dask worker
         self.timed_out = False
         self.cancelled = False
 
@@ -144,8 +145,12 @@ class BodyStarter:
         if self._remote is not None:  # this run sends some jobs to a Dask cluster
             session = self._remote(job)
             if session is not None:
-                body = session.run(job, args, kwargs, self.kill_grace)
-                self._run_coroutine(i, job, body)
+                attempt = Attempt()
+                attempt.remote = True  # its clock starts when a worker takes it, not here
+                on_start = functools.partial(self._arm, i, attempt) if job.timeout else None
+                body = session.run(job, args, kwargs, self.kill_grace, on_start)
+                self._active[i] = attempt
+                self._workers.submit(i, attempt, body)
                 return
         if kind == CORO_FUNCTION:
             self._run_coroutine(i, job, job._fn(*args, **kwargs))
@@ -168,7 +173,7 @@ class BodyStarter:
         if self._active.get(i) is not attempt:
             return False
         attempt.future = task
-        if self.jobs[i].timeout is not None:
+        if self.jobs[i].timeout is not None and not attempt.remote:
             self._arm(i, attempt)
         return True
 

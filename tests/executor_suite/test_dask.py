@@ -185,3 +185,22 @@ def test_command_line_rejects_an_unknown_executor(tmp_path):
     )
     assert out.returncode == 2
     assert "'spark' is not one of local, thread, process, dask, dask://HOST:PORT" in out.stderr
+
+
+def test_the_timeout_clock_starts_when_a_worker_takes_the_job(dask_cluster):
+    # Both single-thread workers are busy for 2 s with tasks of another client: the job
+    # waits for one longer than its own timeout, and must not time out for that.
+    client = distributed.Client(dask_cluster, set_as_default=False)
+    try:
+        blockers = [client.submit(time.sleep, 2.0, pure=False) for _ in range(2)]
+        time.sleep(0.3)  # they started
+        executor = jg.DaskExecutor(address=dask_cluster.scheduler_address)
+        waiting = jg.Job(work.add, 1, 1, timeout=1.0, name="waiting")
+        started = time.monotonic()
+        report = jg.Scheduler(waiting, executor=executor).run()
+        assert report.ok, report.why()
+        assert waiting.result() == 2
+        assert time.monotonic() - started >= 1.2  # it did wait, longer than its timeout
+        client.gather(blockers)
+    finally:
+        client.close()

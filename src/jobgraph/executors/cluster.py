@@ -19,7 +19,7 @@ import importlib.util
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from ..errors import WorkerDiedError
@@ -92,6 +92,8 @@ class DaskSession:
         self.client: Any = None
         self._cluster: Any = None
         self._capacity: dict[str, float] = {}  # resource -> most that one worker declares
+        self._topic = f"jobgraph-started-{uuid.uuid4().hex}"  # where workers say "started"
+        self._starts: dict[str, Callable[[], object]] = {}  # key -> what to call then
         self._closed = False
         self._futures: dict[str, Any] = {}  # key -> Dask future (touched on the client loop)
         self._outbox: list[_Call] = []  # calls not yet submitted (filled from the run's loop)
@@ -133,6 +135,7 @@ class DaskSession:
                 self._cluster, set_as_default=False
             )
         self._read_capacity()
+        self.client.subscribe_topic(self._topic, self._started)
         with self._lock:
             closed = self._closed
         if closed:  # the run gave up while this was opening: nobody else will close it
@@ -152,7 +155,9 @@ class DaskSession:
         client, cluster = self.client, self._cluster
         self.client = self._cluster = None
         try:
-            if client is not None and client is not self.executor.client:
+            if client is not None and client is self.executor.client:
+                client.unsubscribe_topic(self._topic)  # yours: it goes on without us
+            elif client is not None:
                 client.close()
         finally:
             if cluster is not None:
@@ -169,17 +174,35 @@ class DaskSession:
 
     # -- running a job (on the run's loop) --------------------------------------------
 
-    async def run(self, job: Job, args: Any, kwargs: Any, grace: float) -> Any:
-        """Run one attempt of ``job`` on the cluster; cancelling it stops the task there."""
+    async def run(
+        self,
+        job: Job,
+        args: Any,
+        kwargs: Any,
+        grace: float,
+        on_start: Callable[[], None] | None = None,
+    ) -> Any:
+        """Run one attempt of ``job`` on the cluster; cancelling it stops the task there.
+
+        ``on_start`` is called (on this loop) when a worker starts the task.
+        """
         key = f"{job.name}-{uuid.uuid4().hex[:16]}"
         kind = job._kind
+        topic = None
+        if on_start is not None:  # the timeout clock starts when a worker takes the task
+            topic = self._topic
+            loop = asyncio.get_running_loop()
+            self._starts[key] = lambda: loop.call_soon_threadsafe(on_start)
         if kind == SHELL:
             job._stdout, job._stderr = OutputBuffer(), OutputBuffer()
-            payload = _dumps(tasks.run_command, (key, *_command(job), grace), {})
-        elif kind == CORO_FUNCTION:
-            payload = _dumps(job._fn, args, kwargs, key)
+            call: tuple[Any, tuple[Any, ...], dict[str, Any]] = (
+                tasks.run_command,
+                (key, *_command(job), grace),
+                {},
+            )
         else:
-            payload = _dumps(job._fn, args, kwargs)
+            call = (job._fn, args, kwargs)
+        payload = _dumps(*call, (key, kind == CORO_FUNCTION, topic))
         resources = self._resources_for(job)
         done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._send(_Call(key, payload, resources, done))
@@ -254,6 +277,13 @@ class DaskSession:
 
     # -- on the client's loop -------------------------------------------------------
 
+    def _started(self, event: tuple[float, str]) -> None:
+        """A worker took a task (on the client's loop): start its job's timeout clock."""
+        start = self._starts.pop(event[1], None)
+        if start is not None:
+            with contextlib.suppress(RuntimeError):  # the run's loop is gone: nothing to time
+                start()
+
     def _submit_queued(self) -> None:
         """Submit the queued calls: one graph for those without resources (one message)."""
         with self._lock:
@@ -306,6 +336,7 @@ class DaskSession:
             _settle(call.done, result=result)
         finally:
             self._futures.pop(call.key, None)
+            self._starts.pop(call.key, None)
 
     async def _stop_remote(self, key: str, kind: int) -> None:
         client = self.client
@@ -347,18 +378,15 @@ class _Abandoned(asyncio.CancelledError):
 
 
 def _dumps(
-    fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], key: str | None = None
+    fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], head: tuple[Any, ...]
 ) -> bytes:
-    """Pickle a call for a worker, naming the argument that cannot be pickled.
-
-    With ``key``, the call is a coroutine function's, run (and stoppable) under that key.
-    """
+    """Pickle a call for a worker (see ``run_task``), naming what cannot be pickled."""
     import cloudpickle
 
     from .process import dumps_call
 
     def dumps(call: Any) -> bytes:
-        return bytes(cloudpickle.dumps((key, call)))
+        return bytes(cloudpickle.dumps((*head, call)))
 
     return dumps_call(fn, args, kwargs, dumps, "a Dask worker")
 

@@ -34,21 +34,34 @@ class StoppedError(Exception):
 
 
 def run_task(payload: bytes) -> Any:
-    """Run one pickled job body: ``(key, (fn, args, kwargs))``.
+    """Run one pickled job body: ``(key, coroutine, topic, (fn, args, kwargs))``.
 
-    With a key, ``fn`` is an ``async def`` function, run in a loop of its own that
-    :func:`stop_task` can cancel. Without one, ``fn`` is a plain function (commands are
+    With ``coroutine``, ``fn`` is an ``async def`` function, run in a loop of its own that
+    :func:`stop_task` can cancel. Otherwise ``fn`` is a plain function (commands are
     :func:`run_command` calls); a coroutine it returns is run to its end, as locally.
+    With a ``topic``, the start is announced there first (the job's timeout starts then).
     """
     import cloudpickle  # a dependency of Dask: present wherever a worker runs
 
-    key, (fn, args, kwargs) = cloudpickle.loads(payload)
-    if key is not None:
+    key, coroutine, topic, (fn, args, kwargs) = cloudpickle.loads(payload)
+    if topic is not None:
+        _announce(topic, key)
+    if coroutine:
         return _run_coroutine(key, fn, args, kwargs)
     result = fn(*args, **kwargs)
     if inspect.iscoroutine(result):
         result = asyncio.run(result)
     return result
+
+
+def _announce(topic: str, key: str) -> None:
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:
+        return  # not on a worker (a test calling it directly): nobody listens
+    worker.log_event(topic, key)
 
 
 def _run_coroutine(
