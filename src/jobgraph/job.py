@@ -66,6 +66,17 @@ def _find_jobs(value: Any, found: list[Job]) -> bool:
     return False
 
 
+def requirement_list(items: Any) -> list[Job | str]:
+    """The jobs (or names) of a requirement specification, as a new list."""
+    if type(items) is list or type(items) is tuple:
+        for item in items:  # the common case, a flat list of jobs, without a generator
+            if not isinstance(item, Job):
+                break
+        else:
+            return list(items)
+    return list(flatten_requirements(items))
+
+
 def flatten_requirements(items: Any) -> Iterator[Job | str]:
     """Yield the jobs (or job names) in a nested requirement specification.
 
@@ -74,9 +85,7 @@ def flatten_requirements(items: Any) -> Iterator[Job | str]:
     """
     if items is None:
         return
-    if type(items) in (list, tuple) and all(isinstance(i, Job) for i in items):
-        yield from items  # the common case: a flat list of jobs
-    elif isinstance(items, (Job, str)):
+    if isinstance(items, (Job, str)):
         yield items
     elif isinstance(items, Sequence):
         last = items.last
@@ -178,7 +187,7 @@ class Job:
             found: list[Job] = []
             if _find_jobs(args, found) | _find_jobs(kwargs, found):
                 self._data_deps = tuple(dict.fromkeys(found))
-        self._requires: list[Job | str] = list(flatten_requirements(requires)) if requires else []
+        self._requires: list[Job | str] = requirement_list(requires) if requires else []
         self.critical = bool(critical)
         self.forever = bool(forever)
         self.priority = priority

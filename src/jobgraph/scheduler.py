@@ -89,7 +89,10 @@ class Scheduler(Job):
         self._jobs[job] = None
         self._plan = None
         if job._requires or job._data_deps:
-            self._adopt_requirements(job)
+            for req in (*job._requires, *job._data_deps):
+                if not isinstance(req, str) and req._owner is None:
+                    self._adopt_requirements(job)  # some are in no scheduler yet
+                    break
 
     def _adopt_requirements(self, job: Job) -> None:
         """Pull in the requirements of ``job`` that belong to no scheduler yet."""

@@ -65,7 +65,7 @@ class WorkerPool:
         self.draining += 1
         # Not an eager task even where Python has them: a worker must never start
         # inside the code that is queueing jobs.
-        self.loop.create_task(self._work(worker))
+        self.loop.create_task(self._work(worker)).add_done_callback(_retrieved)
 
     async def _work(self, worker: Worker) -> None:
         task = asyncio.current_task()
@@ -104,6 +104,12 @@ class WorkerPool:
             self._refill()  # what became ready meanwhile (a forever job's dependents)
         if self.queue and not self.draining:
             self._spawn()
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """Mark a worker's end as seen: a Ctrl-C it passed on is not "never retrieved"."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _Drive:
