@@ -23,6 +23,8 @@ _WHERE = {
     "ShellError": "errors",
     "StoreError": "errors",
     "WorkerDiedError": "errors",
+    "RunHandle": "handle",
+    "attach": "handle",
     "Job": "job",
     "Sequence": "job",
     "Shell": "job",
@@ -47,6 +49,7 @@ __all__ = [
     "PicklingError",
     "Report",
     "ResourceError",
+    "RunHandle",
     "Scheduler",
     "Sequence",
     "Shell",
@@ -57,6 +60,7 @@ __all__ = [
     "WorkerDiedError",
     "WorkflowError",
     "__version__",
+    "attach",
     "load_workflow",
 ]
 
@@ -74,6 +78,7 @@ if TYPE_CHECKING:
         WorkerDiedError,
     )
     from .executors.cluster import DaskExecutor
+    from .handle import RunHandle, attach
     from .job import Job, Sequence, Shell, ShellResult
     from .report import JobRecord, Report
     from .scheduler import Scheduler

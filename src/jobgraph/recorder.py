@@ -114,7 +114,7 @@ class Recorder:
             return self._resume_in_memory(plan) if resume else {}
         store = self.store
         found = self._find(store, resume) if resume else None
-        self.run_id = found or new_run_id()
+        self.run_id = found or self.run_id or new_run_id()  # submit() chooses it beforehand
         if found is None:
             options_text = json.dumps(options, default=str)
             store.create_run(

@@ -64,6 +64,7 @@ class Runner(BodyStarter):
         handle_sigint: bool = False,
         on_event: Any = None,
         source: Any = None,
+        run_id: str | None = None,
     ) -> None:
         from . import options as _opt
         from .scheduler import _check_window
@@ -95,6 +96,7 @@ class Runner(BodyStarter):
             on_event if on_event is not None else (parent.on_event if parent is not None else None)
         )
         self.force = force
+        self.run_id = run_id  # chosen by the caller (a run submitted in the background)
         self.shared: Pools = parent.shared if parent is not None else Pools()
         self.prefix = ""  # "outer/" for the jobs of a nested scheduler, in the store
         self.parent_name = ""
@@ -269,6 +271,7 @@ class Runner(BodyStarter):
             self._resumed = rec.resumed_nested(plan, self.prefix)
             return rec
         rec = Recorder(self.scheduler, self.store_spec)
+        rec.run_id = self.run_id
         options = {"window": self.window, "timeout": self.timeout, "force": self.force}
         if self.source:
             options["origin"] = {**self.source, "file": str(Path(self.source["file"]).resolve())}

@@ -14,10 +14,13 @@ from .job import SCHEDULER, Job, iter_jobs
 from .state import State
 
 if TYPE_CHECKING:
+    from .handle import RunHandle
     from .report import Report
 
 # Options a single run may override.
 RUN_OPTIONS = ("window", "timeout", "resources", "store", "executor", "resume", "force")
+# Options for jobgraph's own callers (the command line, submit()), not in the API.
+_EXTRA_OPTIONS = frozenset({"kill_grace", "on_event", "source", "run_id"})
 
 
 class Scheduler(Job):
@@ -310,6 +313,16 @@ class Scheduler(Job):
         )
         return report
 
+    def submit(self, **options: Any) -> RunHandle:
+        """Start the run in a background process; return a handle to follow it.
+
+        Takes the options of :meth:`run`. The run outlives the caller's event loop and,
+        recorded in a store, the caller's process. See :mod:`jobgraph.handle`.
+        """
+        from .handle import submit
+
+        return submit(self, options)
+
     async def co_run(self, **options: Any) -> Report:
         """Run the graph inside the running event loop and return its :class:`Report`."""
         return await self._execute(options, handle_sigint=False)
@@ -317,7 +330,7 @@ class Scheduler(Job):
     async def _execute(self, options: dict[str, Any], handle_sigint: bool) -> Report:
         from .runner import Runner
 
-        unknown = set(options) - set(RUN_OPTIONS) - {"kill_grace", "on_event", "source"}
+        unknown = set(options) - set(RUN_OPTIONS) - _EXTRA_OPTIONS
         if unknown:
             name = sorted(unknown)[0]
             hint = _plan.did_you_mean(name, RUN_OPTIONS)

@@ -44,6 +44,8 @@ class RunInfo:
     why: str | None = None
     options: str = "{}"
     graph_digest: str = ""
+    owner: str | None = None  # who holds the run's lease ("host:pid:tag"), while it runs
+    lease_until: float | None = None
 
 
 class JobEnd(NamedTuple):
@@ -107,6 +109,7 @@ class Store(abc.ABC):
         """Take the run's lease, or raise :class:`RunLockedError` if a live owner holds it.
 
         ``takeover`` names a holder known to be dead: its lease is taken even if valid.
+        A run taken again (resumed) has no end any more until it ends again.
         """
 
     @abc.abstractmethod

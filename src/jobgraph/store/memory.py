@@ -27,16 +27,20 @@ class MemoryStore(Store):
     def find_run(self, scheduler: str, run_id: str) -> RunInfo | None:
         if run_id == "last":
             mine = [r for r in self._runs.values() if r.scheduler == scheduler]
-            return replace(mine[-1]) if mine else None
+            return self._copy(mine[-1]) if mine else None
         found = self._runs.get(run_id)
-        return replace(found) if found else None
+        return self._copy(found) if found else None
+
+    def _copy(self, info: RunInfo) -> RunInfo:
+        owner, until = self._leases.get(info.run_id, (None, None))
+        return replace(info, owner=owner, lease_until=until)
 
     def finish_run(self, run_id: str, ended_at: float, exit_code: int, why: str) -> None:
         run = self._runs[run_id]
         run.ended_at, run.exit_code, run.why = ended_at, exit_code, why
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
-        return [replace(r) for r in reversed(list(self._runs.values()))][:limit]
+        return [self._copy(r) for r in reversed(list(self._runs.values()))][:limit]
 
     def acquire(
         self, run_id: str, owner: str, ttl: float, now: float, takeover: str | None = None
@@ -45,6 +49,9 @@ class MemoryStore(Store):
         if held is not None and held[0] not in (owner, takeover) and held[1] > now:
             raise RunLockedError(f"run {run_id} is being run by {held[0]}", held[0])
         self._leases[run_id] = (owner, now + ttl)
+        run = self._runs.get(run_id)
+        if run is not None:  # held again (a resume): running, its old end no longer holds
+            run.ended_at = run.exit_code = run.why = None
 
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
         held = self._leases.get(run_id)

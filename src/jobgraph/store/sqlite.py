@@ -166,7 +166,10 @@ class SQLiteStore(Store):
         self._write(insert)
 
     def find_run(self, scheduler: str, run_id: str) -> RunInfo | None:
-        columns = "run_id, scheduler, started_at, ended_at, exit_code, why, options, graph_digest"
+        columns = (
+            "run_id, scheduler, started_at, ended_at, exit_code, why, options, graph_digest, "
+            "owner, lease_until"
+        )
         if run_id == "last":
             rows = self._read(
                 f"SELECT {columns} FROM runs WHERE scheduler = ? ORDER BY seq DESC LIMIT 1",
@@ -187,7 +190,7 @@ class SQLiteStore(Store):
     def runs(self, limit: int = 50) -> list[RunInfo]:
         rows = self._read(
             "SELECT run_id, scheduler, started_at, ended_at, exit_code, why, options, "
-            "graph_digest FROM runs ORDER BY seq DESC LIMIT ?",
+            "graph_digest, owner, lease_until FROM runs ORDER BY seq DESC LIMIT ?",
             (limit,),
         )
         return [RunInfo(*row) for row in rows]
@@ -211,8 +214,10 @@ class SQLiteStore(Store):
                     f"{until - now:.0f}s); wait for it to end, or for its lease to expire",
                     holder,
                 )
+            # Held again (a resume): the run is running, its old end no longer holds.
             db.execute(
-                "UPDATE runs SET owner = ?, lease_until = ? WHERE run_id = ?",
+                "UPDATE runs SET owner = ?, lease_until = ?, ended_at = NULL, exit_code = NULL, "
+                "why = NULL WHERE run_id = ?",
                 (owner, now + ttl, run_id),
             )
 

@@ -1,0 +1,335 @@
+"""Runs in the background: ``Scheduler.submit()``, ``attach()`` and the handle they return.
+
+A submitted run goes on in a process of its own, forked from the caller, so the graph
+needs no pickling (lambdas and local functions are fine) and the run outlives the
+caller's event loop; in its own session, it outlives the caller's process too. All the
+handle knows comes from the store the run writes to, so a handle made elsewhere with
+:func:`attach` sees the same things. Aborting sends the run what Ctrl-C would: running
+jobs are cancelled and recorded, and the run ends interrupted (the handle says aborted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import StoreError
+from .store import Store, open_store
+from .store.base import new_run_id
+
+if TYPE_CHECKING:
+    from .report import Report
+    from .scheduler import Scheduler
+
+PENDING, RUNNING, SUCCEEDED, FAILED, ABORTED = (
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "aborted",
+)
+ENDED = (SUCCEEDED, FAILED, ABORTED)
+_POLL = 0.05  # seconds between looks at the store while waiting
+_START_WAIT = 30.0  # at most this long, submit() waits for the run to be recorded
+_EXIT_INTERRUPTED = 130
+
+
+class RunHandle:
+    """Follow and steer a run that goes on elsewhere (another process or machine).
+
+    Everything is read from the run's store: ``state``, ``report()``, the output of its
+    commands. ``abort()`` and ``resume()`` act on it.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        store: str,
+        *,
+        pid: int | None = None,
+        scheduler: Scheduler | None = None,
+        options: dict[str, Any] | None = None,
+        since: float = 0.0,
+    ) -> None:
+        self.run_id = run_id
+        self.store_path = store
+        self._store: Store | None = None
+        self._pid = pid  # the run's process, when this handle started it
+        self._scheduler = scheduler
+        self._options = dict(options or {})
+        self._cursors: dict[tuple[str, str], int] = {}  # what fresh_* already returned
+        self._since = since  # an end recorded before this is an earlier attempt's (resume)
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id} {self.state}>"
+
+    @property
+    def store(self) -> Store:
+        """The run's store (opened on first use)."""
+        if self._store is None:
+            store = open_store(self.store_path)
+            assert store is not None
+            self._store = store
+        return self._store
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """``pending``, ``running``, ``succeeded``, ``failed`` or ``aborted``."""
+        info = self.store.find_run("", self.run_id)
+        if info is None or (info.ended_at is not None and info.ended_at < self._since):
+            # Not begun yet, or a resume whose process has not taken the run over yet.
+            return FAILED if self._alive() is False else PENDING
+        if info.ended_at is None:
+            # No end recorded: running, unless its process is gone (killed: resumable).
+            return FAILED if self._alive(info.owner, info.lease_until) is False else RUNNING
+        if info.exit_code == 0:
+            return SUCCEEDED
+        return ABORTED if info.exit_code == _EXIT_INTERRUPTED else FAILED
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ended (True), or ``timeout`` seconds passed (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.state not in ENDED:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL)
+        return True
+
+    def report(self) -> Report:
+        """The run's report as recorded so far (complete once it ended)."""
+        from .report import Report
+
+        return Report.from_store(self.store, self.run_id)
+
+    # -- output ---------------------------------------------------------------------
+
+    def stdout(self, job: str) -> str:
+        """What job ``job`` (its name, ``outer/inner`` when nested) printed so far."""
+        return self.store.output(self.run_id, _name(job), "stdout")
+
+    def stderr(self, job: str) -> str:
+        """What job ``job`` wrote to its standard error so far."""
+        return self.store.output(self.run_id, _name(job), "stderr")
+
+    def fresh_stdout(self, job: str) -> str:
+        """What job ``job`` printed since the last call of this method on this handle."""
+        return self._fresh(_name(job), "stdout")
+
+    def fresh_stderr(self, job: str) -> str:
+        """What job ``job`` wrote to its standard error since the last such call."""
+        return self._fresh(_name(job), "stderr")
+
+    def _fresh(self, name: str, stream: str) -> str:
+        text = self.store.output(self.run_id, name, stream)
+        seen = self._cursors.get((name, stream), 0)
+        self._cursors[(name, stream)] = len(text)
+        return text[seen:]
+
+    # -- steering -------------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Stop the run: running jobs are cancelled and recorded; it ends aborted."""
+        if self.state in ENDED:
+            return
+        pid = self._pid
+        if pid is None:
+            info = self.store.find_run("", self.run_id)
+            pid = _local_pid(info.owner if info else None)
+        if pid is None:
+            raise RuntimeError(
+                f"run {self.run_id} is not run by a process of this machine: abort it "
+                f"where it runs (or through the server that runs it)"
+            )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)  # what a first Ctrl-C does: stop, record, report
+
+    def resume(self) -> RunHandle:
+        """Run again what did not finish (in the background); return its handle."""
+        if self.state not in ENDED:
+            raise RuntimeError(f"run {self.run_id} has not ended: wait for it, or abort it")
+        if self._scheduler is not None:
+            options = {**self._options, "resume": self.run_id}
+            return submit(self._scheduler, options)
+        return _resume_from_origin(self)
+
+    def _await_start(self, limit: float = _START_WAIT) -> None:
+        """Return once the run's process has recorded the run and holds it (or died).
+
+        Then ``attach(run_id)`` elsewhere finds the run, and ``abort()`` its process.
+        """
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            info = self.store.find_run("", self.run_id)
+            if info is not None:
+                if info.ended_at is None and info.owner is not None:
+                    return  # running, and held by its process
+                if info.ended_at is not None and info.ended_at >= self._since:
+                    return  # over already
+            if self._alive() is False:
+                return
+            time.sleep(_POLL / 5)
+
+    def _alive(self, owner: str | None = None, lease_until: float | None = None) -> bool | None:
+        """Is the run's process alive? None when this machine cannot tell."""
+        if self._pid is not None:
+            return _pid_alive(self._pid, child=True)
+        pid = _local_pid(owner)
+        if pid is not None:
+            return _pid_alive(pid, child=False)
+        if lease_until is not None:
+            return lease_until > time.time()  # a run elsewhere renews its lease while alive
+        return None
+
+
+def attach(run_id: str, store: Any) -> RunHandle:
+    """A handle for a run started elsewhere, found in ``store`` (a path or URL)."""
+    path = _store_path(store)
+    handle = RunHandle(run_id, path)
+    if handle.store.find_run("", run_id) is None:
+        raise StoreError(f"no run {run_id!r} in the store {path!r}")
+    return handle
+
+
+def submit(scheduler: Scheduler, options: dict[str, Any]) -> RunHandle:
+    """Start ``scheduler.run(**options)`` in a background process (see :meth:`submit`)."""
+    options = dict(options)
+    store = options.pop("store", scheduler.store)
+    path = _store_path(store) if store is not None else _scratch_store()
+    run_id = options.pop("run_id", None) or _resumed_id(options, path, scheduler) or new_run_id()
+    # Mistakes in the graph or the options are the caller's errors, raised here.
+    scheduler.validate_for(
+        options.get("resources") or scheduler.pools, options.get("executor", scheduler.executor)
+    )
+    now = time.time()
+    pid = os.fork()
+    if pid == 0:  # the child: run, then leave without running the caller's exit handlers
+        _run_detached(scheduler, {**options, "store": path, "run_id": run_id})
+    handle = RunHandle(
+        run_id, path, pid=pid, scheduler=scheduler, options={**options, "store": path}, since=now
+    )
+    handle._await_start()
+    return handle
+
+
+def _run_detached(scheduler: Scheduler, options: dict[str, Any]) -> None:
+    code = 1
+    try:
+        os.setsid()  # its own session: the caller's Ctrl-C and exit do not reach it
+        _quiet()
+        asyncio.events._set_running_loop(None)  # forked from inside a running loop, maybe
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        code = scheduler.run(**options).exit_code
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _quiet() -> None:
+    """The run writes to its store, not to the caller's terminal."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _resumed_id(options: dict[str, Any], path: str, scheduler: Scheduler) -> str | None:
+    resume = options.get("resume")
+    if not resume:
+        return None
+    key = "last" if resume is True else str(resume)
+    store = open_store(path)
+    assert store is not None
+    try:
+        info = store.find_run(scheduler.name, key)
+    finally:
+        store.close()
+    if info is None and key != "last":
+        raise StoreError(f"no run {key!r} to resume in the store")
+    return info.run_id if info else None
+
+
+def _store_path(store: Any) -> str:
+    from .store import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        return str(store.path)
+    if isinstance(store, (str, os.PathLike)):
+        text = os.fspath(store)
+        path = text[len("sqlite:///") :] if text.startswith("sqlite:///") else text
+        if "://" in path:
+            raise ValueError(f"unknown store URL {text!r}; use a path or sqlite:///path")
+        return str(Path(path).resolve())
+    raise ValueError(
+        f"a run in the background needs a store other processes can read (a path or "
+        f"sqlite:///path), not {store!r}"
+    )
+
+
+def _scratch_store() -> str:
+    """Where a run submitted without a store keeps its records (for its handle)."""
+    return str(Path(tempfile.mkdtemp(prefix="jobgraph-run-")) / "state.db")
+
+
+def _name(job: Any) -> str:
+    return job if isinstance(job, str) else str(job.name)
+
+
+def _local_pid(owner: str | None) -> int | None:
+    """The pid in a lease holder (``host:pid:tag``) when it is a process of this machine."""
+    if not owner:
+        return None
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+
+
+def _pid_alive(pid: int, child: bool) -> bool:
+    if child:
+        with contextlib.suppress(ChildProcessError):
+            done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own child once it ended
+            if done:
+                return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _resume_from_origin(handle: RunHandle) -> RunHandle:
+    """Resume a run started by ``jobgraph run FILE``: the command line knows its file."""
+    info = handle.store.find_run("", handle.run_id)
+    if info is None or '"origin"' not in info.options:
+        raise RuntimeError(
+            f"run {handle.run_id} was not started from a file: resume it from the process "
+            f"that has its scheduler (scheduler.submit(resume={handle.run_id!r}))"
+        )
+    now = time.time()
+    command = [sys.executable, "-m", "jobgraph", "resume", handle.run_id, "--store"]
+    process = subprocess.Popen(
+        [*command, handle.store_path],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return RunHandle(handle.run_id, handle.store_path, pid=process.pid, since=now)
