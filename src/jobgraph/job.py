@@ -20,6 +20,7 @@ from .errors import JobError
 from .state import State
 
 if TYPE_CHECKING:
+    from .instances import Instances
     from .output import OutputBuffer
     from .scheduler import Scheduler
 
@@ -217,6 +218,20 @@ class Job:
         self._index = -1
         self._run: Any = None
         self._reset()
+
+    @staticmethod
+    def instances(
+        body: Any, ranges: str, *args: Any, name: str | None = None, **options: Any
+    ) -> Instances:
+        """One job per instance number of ``ranges`` (``"1,3-8"``), named ``name[3]``.
+
+        A function receives its instance number as its first argument (before ``args``);
+        a command (a string or a list) finds it in ``$JOBGRAPH_INSTANCE``. ``options`` are
+        those of each job. The result is a list of the jobs, usable wherever jobs are.
+        """
+        from .instances import expand
+
+        return expand(body, ranges, args, name, options)
 
     # -- construction helpers -------------------------------------------------------
 

@@ -370,6 +370,7 @@ class Report:
             "why": self.why(),
             "counts": {state.name: n for state, n in self.counts.items()},
             "notes": list(self.notes),
+            "instances": self.instances,
             "jobs": [record.to_dict() for record in self.jobs],
         }
 
@@ -388,6 +389,13 @@ class Report:
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
+
+    @property
+    def instances(self) -> dict[str, dict[str, str]]:
+        """Jobs of instance ranges (``render[3]``) grouped: ``{"render": {"FAILED": "2"}}``."""
+        from .instances import group
+
+        return group(self.jobs)
 
     def debrief(self) -> str:
         """Text: every job with its state and duration, then each failure's traceback."""

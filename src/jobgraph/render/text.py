@@ -32,6 +32,9 @@ def debrief(report: Report) -> str:
         if record.skipped_because:
             line += "  because " + ", ".join(record.skipped_because) + " failed"
         lines.append(line)
+    for base, states in report.instances.items():
+        ranges = "; ".join(f"{state.lower()} {numbers}" for state, numbers in states.items())
+        lines.append(f"  {base}[...]: {ranges}")
     for record in report.jobs:
         if record.state in FAILURE and record.error:
             lines.append(f"\n--- {record.name} ({record.state.name}) ---")
