@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _WHERE = {
+    "Client": "client",
     "CycleError": "errors",
     "DaskExecutor": "executors.cluster",
     "DuplicateNameError": "errors",
@@ -35,9 +36,11 @@ _WHERE = {
     "State": "state",
     "WorkflowError": "workflow",
     "load_workflow": "workflow",
+    "flow": "flows",
 }
 
 __all__ = [
+    "Client",
     "CycleError",
     "DaskExecutor",
     "DuplicateNameError",
@@ -61,10 +64,12 @@ __all__ = [
     "WorkflowError",
     "__version__",
     "attach",
+    "flow",
     "load_workflow",
 ]
 
 if TYPE_CHECKING:
+    from .client import Client
     from .errors import (
         CycleError,
         DuplicateNameError,
@@ -78,6 +83,7 @@ if TYPE_CHECKING:
         WorkerDiedError,
     )
     from .executors.cluster import DaskExecutor
+    from .flows import flow
     from .handle import RunHandle, attach
     from .job import Job, Sequence, Shell, ShellResult
     from .report import JobRecord, Report

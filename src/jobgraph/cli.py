@@ -234,16 +234,12 @@ def _executor_text(text: str) -> str:
 
 def _executor(text: str) -> Any:
     """The executor an --executor value names (a Dask one is created here)."""
-    if text == "local":
-        return None
-    if text == "dask" or text.startswith("dask://"):
-        from .executors.cluster import DaskExecutor
+    from .options import executor_from_text
 
-        try:
-            return DaskExecutor(address=None if text == "dask" else text)
-        except ImportError as exc:
-            raise UserError(str(exc)) from None
-    return text
+    try:
+        return executor_from_text(text)
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _open(store: str) -> Any:
@@ -457,10 +453,25 @@ def show(run_id: str, store: str, as_json: bool) -> None:
     "--stderr", "stream", flag_value="stderr", default="stdout", help="Show standard error instead."
 )
 @click.option("-f", "--follow", is_flag=True, help="Keep printing while the job runs.")
-def logs(run_id: str, job: str, store: str, stream: str, follow: bool) -> None:
+@click.option("--server", metavar="URL", help="A jobgraph server (jobgraph serve).")
+@click.option("--token", envvar="JOBGRAPH_TOKEN", help="The server's token.")
+def logs(
+    run_id: str,
+    job: str,
+    store: str,
+    stream: str,
+    follow: bool,
+    server: str | None,
+    token: str | None,
+) -> None:
     """Print a shell job's output (live while it runs, with --follow)."""
     from .logs import follow_output
 
+    if server:
+        from .cli_remote import remote_logs
+
+        remote_logs(run_id, job, server, token, stream, follow)
+        return
     history = _history(store)
     if history.find_run("", run_id) is None:
         raise UserError(f"no run {run_id!r} in {store}")
@@ -501,6 +512,9 @@ def resume(run_id: str, store: str, quiet: bool) -> None:
     report = _run(scheduler, options, quiet)
     click.echo(_summary(report, None), err=True)
     sys.exit(report.exit_code)
+
+
+from . import cli_remote  # noqa: E402, F401 - registers serve, submit, status, wait, abort
 
 
 def entry() -> None:

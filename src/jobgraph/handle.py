@@ -184,6 +184,8 @@ class RunHandle:
         """Is the run's process alive? None when this machine cannot tell."""
         if self._pid is not None:
             return _pid_alive(self._pid, child=True)
+        if self._since and time.time() - self._since < _START_WAIT:
+            return None  # (re)started moments ago, its process not known yet: no verdict
         pid = _local_pid(owner)
         if pid is not None:
             return _pid_alive(pid, child=False)

@@ -78,6 +78,17 @@ def check_executor(owner: str, executor: Any) -> Any:
     return executor
 
 
+def executor_from_text(text: str | None) -> Any:
+    """The executor a command-line value names: local, thread, process, dask, dask://..."""
+    if text is None or text == "local":
+        return None
+    if text == "dask" or text.startswith("dask://"):
+        from .executors.cluster import DaskExecutor
+
+        return DaskExecutor(address=None if text == "dask" else text)
+    return check_executor("--executor", text)
+
+
 def ships_bodies(executor: Any) -> bool:
     """True for executors that run bodies in other processes (they must be pickled)."""
     from .executors.cluster import DaskExecutor

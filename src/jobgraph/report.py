@@ -96,6 +96,12 @@ def summary_line(error: str | None) -> str:
     return block[0] if block else (lines[-1] if lines else "")
 
 
+def _timestamp(text: str | None) -> float | None:
+    if not text:
+        return None
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def iso(timestamp: float | None) -> str | None:
     """A timestamp as ISO 8601 in UTC (``2026-11-21T14:03:07.123456Z``), or None."""
     if timestamp is None:
@@ -285,6 +291,39 @@ class Report:
         if info.ended_at is None:
             report.notes.append("the run has no recorded end: it is running, or it died")
         return report
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """Rebuild a report from :meth:`to_dict` data (e.g. sent by a server)."""
+        records = [
+            JobRecord(
+                name=j["name"],
+                state=State[j["state"]],
+                requires=list(j.get("requires") or []),
+                attempts=j.get("attempts") or 0,
+                started_at=_timestamp(j.get("started_at")),
+                ended_at=_timestamp(j.get("ended_at")),
+                error=j.get("error"),
+                returncode=j.get("returncode"),
+                skipped_because=list(j.get("skipped_because") or []),
+                result=j.get("result"),
+                note=j.get("note"),
+            )
+            for j in data.get("jobs") or []
+        ]
+        kind = {2: "critical", 3: "timeout", 130: "interrupted"}.get(data.get("exit_code") or 0)
+        started = _timestamp(data.get("started_at")) or 0.0
+        return cls(
+            records=records,
+            counts=Counter(r.state for r in records),
+            bad=[r for r in records if _is_bad(r.state, r.forever, tuple(r.skipped_because))],
+            started_at=started,
+            ended_at=_timestamp(data.get("ended_at")) or started,
+            stop_kind=kind,
+            reason=data.get("why") if kind else None,
+            run_id=data.get("run_id"),
+            notes=list(data.get("notes") or []),
+        )
 
     # -- the outcome ----------------------------------------------------------------
 

@@ -87,17 +87,37 @@ class SQLiteStore(Store):
                 self.path, isolation_level=None, timeout=_BUSY_MS / 1000, check_same_thread=False
             )
             self._db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode: a commit survives a crash of the process (the kill -9
-            # we promise about); only an OS crash or power loss may lose the last ones.
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
+            self._set_up()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the store {str(self.path)!r}: {exc}") from exc
+
+    def _set_up(self) -> None:
+        """WAL mode and the schema; retried while another process creates the file.
+
+        Switching a new file to WAL takes a lock that SQLite does not wait for (no busy
+        handler there): two processes opening a new store at once would see "locked".
+        """
+        delay = 0.01
+        for attempt in range(_RETRIES):
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                # NORMAL in WAL mode: a commit survives a crash of the process (the kill
+                # -9 we promise about); only an OS crash or power loss may lose the last.
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if not _transient(exc) or attempt == _RETRIES - 1:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     # -- plumbing -------------------------------------------------------------------
 
     def _migrate(self) -> None:
+        if self._version() == SCHEMA_VERSION:
+            return  # the common case: no write lock taken just to open the store
+
         def step(db: sqlite3.Connection) -> None:
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -116,6 +136,13 @@ class SQLiteStore(Store):
             )
 
         self._write(step)
+
+    def _version(self) -> int | None:
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return None  # a new file: no meta table yet
+        return int(row[0]) if row else None
 
     def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one immediate transaction; retry while the file is locked."""

@@ -1,0 +1,162 @@
+"""``jg.Client``: submit and follow runs on a ``jobgraph serve`` server.
+
+Its handles answer like the local ones (:class:`~jobgraph.handle.RunHandle`): ``state``,
+``wait()``, ``abort()``, ``report()``, ``stdout(job)``, ``fresh_stdout(job)``, ``resume()``.
+Standard library only (``urllib``); every request carries the server's token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .handle import ENDED
+
+_POLL = 0.1  # seconds between looks at a run while waiting
+
+
+class ServerError(Exception):
+    """The server refused a request: ``status`` (HTTP) and its reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{message} (HTTP {status})")
+        self.status = status
+
+
+class Client:
+    """A connection to a ``jobgraph serve`` server at ``url``, with its ``token``."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token if token is not None else os.environ.get("JOBGRAPH_TOKEN", "")
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    def submit(
+        self,
+        workflow: str | os.PathLike[str] | None = None,
+        *,
+        flow: str | None = None,
+        params: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> RemoteHandle:
+        """Start a workflow (a YAML file's path, or its text) or a registered ``flow``."""
+        body: dict[str, Any] = {"options": options}
+        if flow is not None:
+            body.update(flow=flow, params=params or {})
+        elif workflow is not None:
+            text = os.fspath(workflow)
+            is_file = "\n" not in text and Path(text).is_file()
+            body["workflow"] = Path(text).read_text(encoding="utf-8") if is_file else text
+        else:
+            raise ValueError("submit() needs a workflow (a YAML file or text) or a flow name")
+        answer = self.request("POST", "/api/runs", body)
+        return RemoteHandle(self, answer["run_id"])
+
+    def attach(self, run_id: str) -> RemoteHandle:
+        """A handle for run ``run_id`` of the server (a 404 if it has none)."""
+        self.request("GET", f"/api/runs/{quote(run_id)}")
+        return RemoteHandle(self, run_id)
+
+    def runs(self) -> list[dict[str, Any]]:
+        """The server's recent runs, newest first."""
+        return list(self.request("GET", "/api/runs")["runs"])
+
+    def flows(self) -> list[dict[str, Any]]:
+        """The server's registered flows and their parameters."""
+        return list(self.request("GET", "/api/flows")["flows"])
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One JSON request; :class:`ServerError` for a refusal."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                return json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            try:
+                reason = json.loads(exc.read()).get("error", exc.reason)
+            except ValueError:
+                reason = exc.reason
+            raise ServerError(exc.code, str(reason)) from None
+
+
+class RemoteHandle:
+    """A run on a server: the same questions and commands as a local handle."""
+
+    def __init__(self, client: Client, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self._cursors: dict[tuple[str, str], int] = {}
+
+    def __repr__(self) -> str:
+        return f"<RemoteHandle {self.run_id} on {self.client.url}>"
+
+    @property
+    def _path(self) -> str:
+        return f"/api/runs/{quote(self.run_id)}"
+
+    @property
+    def state(self) -> str:
+        """``pending``, ``running``, ``succeeded``, ``failed`` or ``aborted``."""
+        return str(self.client.request("GET", self._path)["state"])
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ended (True) or ``timeout`` seconds passed (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.state not in ENDED:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL)
+        return True
+
+    def abort(self) -> None:
+        """Stop the run: running jobs are cancelled and recorded; it ends aborted."""
+        self.client.request("POST", self._path + "/abort")
+
+    def resume(self) -> RemoteHandle:
+        """Run again what did not finish (same run id)."""
+        self.client.request("POST", self._path + "/resume")
+        return RemoteHandle(self.client, self.run_id)
+
+    def report(self) -> Any:
+        """The run's :class:`~jobgraph.Report` as recorded so far."""
+        from .report import Report
+
+        return Report.from_dict(self.client.request("GET", self._path + "/report"))
+
+    def stdout(self, job: str) -> str:
+        """What job ``job`` printed so far."""
+        return self._read(job, "stdout", 0)["text"]  # type: ignore[no-any-return]
+
+    def stderr(self, job: str) -> str:
+        """What job ``job`` wrote to its standard error so far."""
+        return self._read(job, "stderr", 0)["text"]  # type: ignore[no-any-return]
+
+    def fresh_stdout(self, job: str) -> str:
+        """What job ``job`` printed since the last call of this method on this handle."""
+        return self._fresh(job, "stdout")
+
+    def fresh_stderr(self, job: str) -> str:
+        """What job ``job`` wrote to its standard error since the last such call."""
+        return self._fresh(job, "stderr")
+
+    def _fresh(self, job: str, stream: str) -> str:
+        part = self._read(job, stream, self._cursors.get((job, stream), 0))
+        self._cursors[(job, stream)] = part["offset"]
+        return part["text"]  # type: ignore[no-any-return]
+
+    def _read(self, job: str, stream: str, offset: int) -> dict[str, Any]:
+        path = f"{self._path}/output/{quote(job, safe='')}?stream={stream}&offset={offset}"
+        return dict(self.client.request("GET", path))

@@ -1,0 +1,87 @@
+"""The server's launcher: a single-threaded process that forks one process per run.
+
+A server answers requests in threads; forking from a threaded process can leave the
+child with a lock held forever. So the server starts this process once, with jobgraph
+and the flow modules imported, and sends it one JSON line per run to start: it forks at
+once (a few milliseconds) and the child builds the graph and runs it, recording
+everything in the store. Children run in sessions of their own: a server that dies (or is
+killed) leaves them running to their end.
+
+Requests: ``{"run_id", "store", "folder", "workflow" | "flow" + "params", "options",
+"resume"}``, one per line. No reply: the server does not wait for the fork; the run's
+process id lands in ``FOLDER/run.pid``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+PID_FILE = "run.pid"
+RUN_NICENESS = 5  # runs yield the processor to the server that answers about them
+
+
+def main() -> None:
+    """Read requests from stdin, fork a run for each, reply on stdout."""
+    # Imported once here, not in every run: each run is a fork of this process.
+    from . import fingerprint, flows, recorder, report, runner, workflow  # noqa: F401
+    from .store import sqlite  # noqa: F401
+
+    modules = json.loads(sys.argv[1]) if len(sys.argv) > 1 else []
+    flows.load(modules)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the system
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when to stop
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _run(request)
+        # The server finds the run's process here (to tell a run that died, to abort it).
+        pid_file = os.path.join(request["folder"], PID_FILE)
+        with open(pid_file + ".new", "w") as f:
+            f.write(str(pid))
+        os.replace(pid_file + ".new", pid_file)
+
+
+def _run(request: dict[str, Any]) -> None:
+    code = 1
+    try:
+        os.setsid()
+        os.nice(RUN_NICENESS)  # the API stays responsive while runs use every core
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the run waits for its commands
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # abort() sends SIGINT
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.chdir(request["folder"])
+        scheduler = build(request)
+        options = dict(request.get("options") or {})
+        if options.get("executor") is not None:
+            from .options import executor_from_text
+
+            options["executor"] = executor_from_text(options["executor"])
+        if request.get("resume"):
+            options["resume"] = request["run_id"]
+        code = scheduler.run(store=request["store"], run_id=request["run_id"], **options).exit_code
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def build(request: dict[str, Any]) -> Any:
+    """The scheduler a request names: a YAML workflow file, or a flow and its parameters."""
+    if request.get("workflow"):
+        from .workflow import load
+
+        return load(request["workflow"])
+    from .flows import build as build_flow
+
+    return build_flow(request["flow"], request.get("params"))
+
+
+if __name__ == "__main__":
+    main()
