@@ -23,13 +23,14 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 WORKFLOW = "jobs:\n  only:\n    shell: echo ok\n"
 TOKEN = "bench-token"
 
 
-def client_process(url: str, clients: int, runs: int, limit: float, out: Any) -> None:
+def client_process(url: str, clients: int, runs: int, limit: float, poll: float, out: Any) -> None:
     """Run ``clients`` threads; send back (latencies, run ids, states)."""
     import jobgraph as jg
 
@@ -54,7 +55,7 @@ def client_process(url: str, clients: int, runs: int, limit: float, out: Any) ->
             while state not in ("succeeded", "failed", "aborted"):
                 if time.monotonic() > deadline:
                     break
-                time.sleep(0.1)
+                time.sleep(poll)
                 state = timed(lambda h=handle: h.state)
             with lock:
                 found.append((handle.run_id, state))
@@ -75,6 +76,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--processes", type=int, default=5)
     parser.add_argument("--limit", type=float, default=600.0)
+    parser.add_argument("--poll", type=float, default=0.25, help="seconds between polls")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="jobgraph-load-")
     server = subprocess.Popen(
@@ -105,7 +107,7 @@ def run_clients(url: str, args: argparse.Namespace) -> list[tuple[list[float], l
     for clients in per_process:
         mine, theirs = context.Pipe()
         process = context.Process(
-            target=client_process, args=(url, clients, args.runs, args.limit, theirs)
+            target=client_process, args=(url, clients, args.runs, args.limit, args.poll, theirs)
         )
         process.start()
         pipes.append(mine)
@@ -164,6 +166,10 @@ def report(
         )
     )
     ok = len(ids) == expected and len(set(ids)) == expected and not not_ok and listed == set(ids)
+    for run_id, state in not_ok[:5]:
+        log = Path(folder, ".jobgraph", "server", run_id, "run.log")
+        text = log.read_text()[-800:] if log.exists() else "(no run.log)"
+        print(f"run {run_id} ended {state}:\n{text}")
     print("every run completed once, none lost:", ok, "; p99 under 100 ms:", pct(0.99) < 100)
 
 

@@ -2,19 +2,19 @@
 
 Its handles answer like the local ones (:class:`~jobgraph.handle.RunHandle`): ``state``,
 ``wait()``, ``abort()``, ``report()``, ``stdout(job)``, ``fresh_stdout(job)``, ``resume()``.
-Standard library only (``urllib``); every request carries the server's token.
+Standard library only (``http.client``); every request carries the server's token.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .handle import ENDED
 
@@ -36,6 +36,11 @@ class Client:
         self.url = url.rstrip("/")
         self.token = token if token is not None else os.environ.get("JOBGRAPH_TOKEN", "")
         self.timeout = timeout
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"a server URL is http://HOST:PORT, not {url!r}")
+        self._scheme, self._netloc, self._prefix = parts.scheme, parts.netloc, parts.path
+        self._local = threading.local()  # one kept connection per thread
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
@@ -75,21 +80,46 @@ class Client:
         return list(self.request("GET", "/api/flows")["flows"])
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One JSON request; :class:`ServerError` for a refusal."""
+        """One JSON request; :class:`ServerError` for a refusal.
+
+        Each thread keeps one connection open to the server (HTTP keep-alive): a client
+        polling a run pays no new connection per question.
+        """
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {self.token}")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        connection, reused = self._connection()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                return json.loads(answer.read() or b"null")
-        except urllib.error.HTTPError as exc:
+            connection.request(method, self._prefix + path, body=data, headers=headers)
+            answer = connection.getresponse()
+            status, raw = answer.status, answer.read()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            self._local.connection = None
+            if not reused:
+                raise
+            # The server closed the kept connection before reading this request: it was
+            # not handled, so sending it again on a new connection is safe.
+            return self.request(method, path, body)
+        except OSError:
+            self._local.connection = None
+            raise
+        if status >= 400:
             try:
-                reason = json.loads(exc.read()).get("error", exc.reason)
+                reason = json.loads(raw).get("error", answer.reason)
             except ValueError:
-                reason = exc.reason
-            raise ServerError(exc.code, str(reason)) from None
+                reason = answer.reason
+            raise ServerError(status, str(reason))
+        return json.loads(raw or b"null")
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection, True
+        kind = (
+            http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        )
+        connection = kind(self._netloc, timeout=self.timeout)
+        self._local.connection = connection
+        return connection, False
 
 
 class RemoteHandle:

@@ -59,10 +59,11 @@ class RunHandle:
         scheduler: Scheduler | None = None,
         options: dict[str, Any] | None = None,
         since: float = 0.0,
+        opened: Store | None = None,
     ) -> None:
         self.run_id = run_id
         self.store_path = store
-        self._store: Store | None = None
+        self._store: Store | None = opened  # a connection the caller lends (a server's)
         self._pid = pid  # the run's process, when this handle started it
         self._scheduler = scheduler
         self._options = dict(options or {})
@@ -89,10 +90,19 @@ class RunHandle:
         info = self.store.find_run("", self.run_id)
         if info is None or (info.ended_at is not None and info.ended_at < self._since):
             # Not begun yet, or a resume whose process has not taken the run over yet.
-            return FAILED if self._alive() is False else PENDING
+            if self._alive() is not False:
+                return PENDING
+            info = self.store.find_run("", self.run_id)  # it may have begun and ended since
+            if info is None or info.ended_at is None or info.ended_at < self._since:
+                return FAILED
         if info.ended_at is None:
             # No end recorded: running, unless its process is gone (killed: resumable).
-            return FAILED if self._alive(info.owner, info.lease_until) is False else RUNNING
+            if self._alive(info.owner, info.lease_until) is not False:
+                return RUNNING
+            # Gone: but it may have recorded its end between the two looks.
+            info = self.store.find_run("", self.run_id)
+            if info is None or info.ended_at is None:
+                return FAILED
         if info.exit_code == 0:
             return SUCCEEDED
         return ABORTED if info.exit_code == _EXIT_INTERRUPTED else FAILED

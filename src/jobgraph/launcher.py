@@ -18,9 +18,11 @@ import json
 import os
 import signal
 import sys
+import traceback
 from typing import Any
 
 PID_FILE = "run.pid"
+LOG_FILE = "run.log"  # what a run's own process printed (not its jobs: the store has those)
 RUN_NICENESS = 5  # runs yield the processor to the server that answers about them
 
 
@@ -53,10 +55,14 @@ def _run(request: dict[str, Any]) -> None:
         os.nice(RUN_NICENESS)  # the API stays responsive while runs use every core
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the run waits for its commands
         signal.signal(signal.SIGINT, signal.default_int_handler)  # abort() sends SIGINT
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
         os.chdir(request["folder"])
+        # Its own output goes to run.log in its folder: a run that cannot even begin
+        # (the store unreachable, a bug) says why there.
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        log = os.open(LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
         scheduler = build(request)
         options = dict(request.get("options") or {})
         if options.get("executor") is not None:
@@ -67,8 +73,10 @@ def _run(request: dict[str, Any]) -> None:
             options["resume"] = request["run_id"]
         code = scheduler.run(store=request["store"], run_id=request["run_id"], **options).exit_code
     except BaseException:
+        traceback.print_exc()
         code = 1
     finally:
+        sys.stderr.flush()
         os._exit(code)
 
 

@@ -208,7 +208,8 @@ class Service:
     def abort(self, run_id: str) -> dict[str, Any]:
         """Stop a run: its running jobs are cancelled and recorded."""
         self.run(run_id)
-        self._handle(run_id).abort()
+        with self._store() as store:
+            self._handle(run_id, store).abort()
         return {"run_id": run_id, "state": "aborting"}
 
     def resume(self, run_id: str) -> dict[str, Any]:
@@ -233,17 +234,20 @@ class Service:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _handle(self, run_id: str) -> RunHandle:
+    def _handle(self, run_id: str, store: Store | None = None) -> RunHandle:
         try:
             pid: int | None = int((self.folder / run_id / PID_FILE).read_text())
         except (OSError, ValueError):
             pid = None  # not forked yet, or not started by this server
-        return RunHandle(run_id, self.store_path, pid=pid, since=self._since.get(run_id, 0.0))
+        since = self._since.get(run_id, 0.0)
+        return RunHandle(run_id, self.store_path, pid=pid, since=since, opened=store)
 
     def _summary(self, run_id: str, info: Any) -> dict[str, Any]:
+        with self._store() as store:
+            state = self._handle(run_id, store).state
         return {
             "run_id": run_id,
-            "state": self._handle(run_id).state,
+            "state": state,
             "scheduler": info.scheduler if info else None,
             "started_at": info.started_at if info else None,
             "ended_at": info.ended_at if info else None,
