@@ -1,6 +1,7 @@
 """Durability and incrementality benchmarks, side by side in one run.
 
     python benchmarks/durable.py store [--jobs 10000]      # SQLite store vs in memory
+    python benchmarks/durable.py postgres [--url DSN]      # PostgreSQL store vs in memory
     python benchmarks/durable.py uptodate [--jobs 10000]   # all-up-to-date rerun vs doit
     python benchmarks/durable.py resume [--jobs 100000]    # resume of a run killed half-way
 
@@ -184,6 +185,30 @@ def bench_store(jobs: int, repeat: int) -> None:
     )
 
 
+def bench_postgres(jobs: int, repeat: int, url: str) -> None:
+    """The same run with the PostgreSQL store (a fresh schema each time) and in memory."""
+    import uuid
+
+    import psycopg
+
+    memory, postgres = [], []
+    for _ in range(repeat):
+        schema = f"jg_bench_{uuid.uuid4().hex[:10]}"
+        separator = "&" if "?" in url else "?"
+        memory.append(child(["store", str(jobs), ""])["run"])
+        try:
+            postgres.append(child(["store", str(jobs), f"{url}{separator}schema={schema}"])["run"])
+        finally:
+            with psycopg.connect(url, autocommit=True) as db:
+                db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    ratios = [p / m for p, m in zip(postgres, memory, strict=True)]
+    print(
+        f"store, {jobs} jobs: memory {median(memory):.3f}s, postgres {median(postgres):.3f}s, "
+        f"ratio postgres/memory {median(ratios):.2f} (median of {repeat} pairs: "
+        f"{', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+
+
 def bench_uptodate(jobs: int, repeat: int) -> None:
     ours, theirs = [], []
     with tempfile.TemporaryDirectory() as folder:
@@ -233,12 +258,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["store", "uptodate", "resume", "all"])
+    parser.add_argument("what", choices=["store", "postgres", "uptodate", "resume", "all"])
+    parser.add_argument(
+        "--url", default="postgresql://postgres@localhost:5432/test", help="for 'postgres'"
+    )
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     if args.what in ("store", "all"):
         bench_store(args.jobs or 10_000, args.repeat)
+    if args.what == "postgres":
+        bench_postgres(args.jobs or 10_000, args.repeat, args.url)
     if args.what in ("uptodate", "all"):
         bench_uptodate(args.jobs or 10_000, args.repeat)
     if args.what in ("resume", "all"):

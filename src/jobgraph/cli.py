@@ -249,7 +249,7 @@ def _open(store: str) -> Any:
 
 
 def _dry_run(scheduler: Any, store: str, forced: Any) -> None:
-    scheduler.store = store if store and Path(_sqlite_path(store)).exists() else None
+    scheduler.store = store if store and _store_exists(store) else None
     for job in _checked(scheduler.topological_order):
         reasons = scheduler.explain(job, force=forced)
         verdict = "up to date" if reasons.up_to_date else "would run: " + "; ".join(reasons)
@@ -258,6 +258,13 @@ def _dry_run(scheduler: Any, store: str, forced: Any) -> None:
 
 def _sqlite_path(store: str) -> str:
     return store[len("sqlite:///") :] if store.startswith("sqlite:///") else store
+
+
+def _store_exists(store: str) -> bool:
+    """A database server is taken to exist; a SQLite file must (reads never create one)."""
+    if store.startswith(("postgresql://", "postgres://")):
+        return True
+    return Path(_sqlite_path(store)).exists()
 
 
 def _write_reports(
@@ -378,7 +385,7 @@ def graph(file: str, fmt: str, output: str | None) -> None:
 def explain(file: str, names: tuple[str, ...], store: str, as_json: bool) -> None:
     """Say why jobs of FILE would run (all of them, or the NAMEs)."""
     scheduler = _load(file)
-    scheduler.store = store if Path(_sqlite_path(store)).exists() else None
+    scheduler.store = store if _store_exists(store) else None
     jobs = list(names) or [job.name for job in _checked(scheduler.topological_order)]
     answers = {name: list(_checked(lambda n=name: scheduler.explain(n))) for name in jobs}
     if as_json:
@@ -394,7 +401,7 @@ def explain(file: str, names: tuple[str, ...], store: str, as_json: bool) -> Non
 def _history(store: str) -> Any:
     from .store import open_store
 
-    if not Path(_sqlite_path(store)).exists():
+    if not _store_exists(store):
         raise UserError(f"no store at {store} (runs are recorded by 'jobgraph run')")
     return _checked(lambda: open_store(store))
 

@@ -206,7 +206,7 @@ class RunHandle:
 
 def attach(run_id: str, store: Any) -> RunHandle:
     """A handle for a run started elsewhere, found in ``store`` (a path or URL)."""
-    path = _store_path(store)
+    path = store_location(store)
     handle = RunHandle(run_id, path)
     if handle.store.find_run("", run_id) is None:
         raise StoreError(f"no run {run_id!r} in the store {path!r}")
@@ -217,7 +217,7 @@ def submit(scheduler: Scheduler, options: dict[str, Any]) -> RunHandle:
     """Start ``scheduler.run(**options)`` in a background process (see :meth:`submit`)."""
     options = dict(options)
     store = options.pop("store", scheduler.store)
-    path = _store_path(store) if store is not None else _scratch_store()
+    path = store_location(store) if store is not None else _scratch_store()
     run_id = options.pop("run_id", None) or _resumed_id(options, path, scheduler) or new_run_id()
     # Mistakes in the graph or the options are the caller's errors, raised here.
     scheduler.validate_for(
@@ -273,20 +273,23 @@ def _resumed_id(options: dict[str, Any], path: str, scheduler: Scheduler) -> str
     return info.run_id if info else None
 
 
-def _store_path(store: Any) -> str:
+def store_location(store: Any) -> str:
+    """Where other processes find ``store``: an absolute SQLite path, or a server's URL."""
     from .store import SQLiteStore
 
     if isinstance(store, SQLiteStore):
         return str(store.path)
     if isinstance(store, (str, os.PathLike)):
         text = os.fspath(store)
+        if text.startswith(("postgresql://", "postgres://")):
+            return text  # a database server: every process reaches it the same way
         path = text[len("sqlite:///") :] if text.startswith("sqlite:///") else text
         if "://" in path:
             raise ValueError(f"unknown store URL {text!r}; use a path or sqlite:///path")
         return str(Path(path).resolve())
     raise ValueError(
-        f"a run in the background needs a store other processes can read (a path or "
-        f"sqlite:///path), not {store!r}"
+        f"a run in the background needs a store other processes can read (a path, "
+        f"sqlite:///path or postgresql://...), not {store!r}"
     )
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .handle import ENDED, RunHandle
+from .handle import ENDED, RunHandle, store_location
 from .launcher import PID_FILE
 from .store import Store, open_store
 from .store.base import new_run_id
@@ -84,7 +84,7 @@ class Service:
     ) -> None:
         from . import flows
 
-        self.store_path = str(Path(store).resolve())
+        self.store_path = store_location(store)
         self.folder = Path(folder).resolve()  # each run works in folder/RUN_ID
         self.token = token
         self.executor = executor

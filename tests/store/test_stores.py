@@ -8,6 +8,8 @@ import threading
 
 import pytest
 
+from store import pg
+
 from jobgraph.errors import StoreError
 from jobgraph.store import (
     JobEnd,
@@ -20,8 +22,14 @@ from jobgraph.store import (
 )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request, tmp_path):
+    if request.param == "postgres":
+        with pg.fresh_schema() as url:
+            made = open_store(url)
+            yield made
+            made.close()
+        return
     made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
     yield made
     made.close()

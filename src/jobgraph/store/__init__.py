@@ -48,8 +48,12 @@ def open_store(spec: Any) -> Store | None:
             # sqlite:///relative/path and sqlite:////absolute/path, as in SQLAlchemy
             return SQLiteStore(text[len("sqlite:///") :])
         if text.startswith(("postgresql://", "postgres://")):
-            raise ValueError("the PostgreSQL store is not available in this version of jobgraph")
+            from .postgres import PostgresStore  # psycopg only when asked for
+
+            return PostgresStore(text)
         if "://" in text:
-            raise ValueError(f"unknown store URL {text!r}; use a path or sqlite:///path")
+            raise ValueError(
+                f"unknown store URL {text!r}; use a path, sqlite:///path or postgresql://..."
+            )
         return SQLiteStore(text)
     raise TypeError(f"store must be None, a path, a URL or a Store, not {spec!r}")

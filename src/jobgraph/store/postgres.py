@@ -1,0 +1,344 @@
+"""The shared store: PostgreSQL (psycopg 3), for run history used by many machines.
+
+``store="postgresql://user@host/db"`` (``?schema=NAME`` picks the schema, ``jobgraph`` by
+default). The same tables as the SQLite store, created and migrated automatically under
+an advisory lock (several processes may open a new database at once). Each write is one
+transaction; a lost connection (a server restart) or a serialization conflict is retried
+with backoff, and past the retry budget the error becomes :class:`StoreError`, leaving the
+run resumable: nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..errors import StoreError
+from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
+
+T = TypeVar("T")
+
+INSTALL_HINT = "the PostgreSQL store needs psycopg 3: pip install 'jobgraph[postgres]'"
+SCHEMA_VERSION = 1
+_PICKLE = 4
+_RETRIES = 10  # attempts at a statement while the server is unreachable or conflicting
+_MAX_DELAY = 2.0  # seconds: with doubling from 0.05, the budget is about 12 s
+_LOCK_KEY = 0x6A6F6267  # the advisory lock taken while migrating ("jobg")
+_RUN_COLUMNS = (
+    "run_id, scheduler, started_at, ended_at, exit_code, why, options, graph_digest, "
+    "owner, lease_until"
+)
+
+_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        seq BIGSERIAL,
+        scheduler TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        ended_at DOUBLE PRECISION,
+        exit_code INTEGER,
+        why TEXT,
+        options TEXT NOT NULL DEFAULT '{}',
+        graph_digest TEXT NOT NULL DEFAULT '',
+        owner TEXT,
+        lease_until DOUBLE PRECISION
+    );
+    CREATE INDEX runs_by_scheduler ON runs (scheduler, seq);
+    CREATE TABLE journal (
+        seq BIGSERIAL PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        starts BYTEA NOT NULL,
+        ends BYTEA NOT NULL
+    );
+    CREATE INDEX journal_by_run ON journal (run_id, seq);
+    CREATE TABLE successes (
+        scheduler TEXT NOT NULL,
+        name TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        result BYTEA,
+        parts TEXT,
+        run_id TEXT NOT NULL,
+        PRIMARY KEY (scheduler, name)
+    );
+    CREATE TABLE output (
+        seq BIGSERIAL PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX output_by_job ON output (run_id, name, stream, seq);
+    """,
+]
+
+
+def split_schema(url: str) -> tuple[str, str]:
+    """``postgresql://...?schema=x`` -> (the URL without it, ``x``; ``jobgraph`` if absent)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), "jobgraph")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    if not schema.replace("_", "").isalnum() or schema[0].isdigit():
+        raise ValueError(f"schema must be letters, digits and '_', not {schema!r}")
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresStore(Store):
+    """Runs, job ends, fingerprints and output in a PostgreSQL schema."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise ImportError(INSTALL_HINT) from None
+        self._psycopg = psycopg
+        self.url, self.schema = split_schema(url)
+        self._db: Any = None
+        self._run(self._migrate)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({_safe(self.url)!r}, schema={self.schema!r})"
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        if self._db is None or self._db.closed:
+            self._db = self._psycopg.connect(
+                self.url, autocommit=True, connect_timeout=5, application_name="jobgraph"
+            )
+            # Another process may create it at the same moment: that is fine too.
+            with contextlib.suppress(self._psycopg.errors.UniqueViolation):
+                self._db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            self._db.execute(f'SET search_path TO "{self.schema}"')
+        return self._db
+
+    def _run(self, body: Callable[[Any], T]) -> T:
+        """Run ``body(connection)`` in one transaction; retry what a retry can cure."""
+        errors = self._psycopg.errors
+        retry = (self._psycopg.OperationalError, errors.SerializationFailure)
+        delay = 0.05
+        for attempt in range(_RETRIES):
+            try:
+                db = self._connect()
+                with db.transaction():
+                    return body(db)
+            except (StoreError, RunLockedError):
+                raise
+            except retry as exc:
+                if self._db is not None and self._db.closed:
+                    self._db = None  # the server went away: reconnect next time
+                if attempt == _RETRIES - 1:
+                    raise StoreError(f"store {_safe(self.url)}: {exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, _MAX_DELAY)
+            except self._psycopg.Error as exc:
+                raise StoreError(f"store {_safe(self.url)}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        return self._run(lambda db: list(db.execute(sql, args).fetchall()))
+
+    def _migrate(self, db: Any) -> None:
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {_safe(self.url)} (schema {self.schema}) has version {version}, "
+                f"newer than this jobgraph understands ({SCHEMA_VERSION}); upgrade jobgraph"
+            )
+        for script in _MIGRATIONS[version:]:
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(
+            "INSERT INTO meta VALUES ('schema_version', %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (str(SCHEMA_VERSION),),
+        )
+
+    # -- runs -----------------------------------------------------------------------
+
+    def create_run(self, info: RunInfo) -> None:
+        self._run(
+            lambda db: db.execute(
+                "INSERT INTO runs (run_id, scheduler, started_at, options, graph_digest) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (info.run_id, info.scheduler, info.started_at, info.options, info.graph_digest),
+            )
+        )
+
+    def find_run(self, scheduler: str, run_id: str) -> RunInfo | None:
+        if run_id == "last":
+            rows = self._read(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE scheduler = %s ORDER BY seq DESC LIMIT 1",
+                (scheduler,),
+            )
+        else:
+            rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,))
+        return RunInfo(*rows[0]) if rows else None
+
+    def finish_run(self, run_id: str, ended_at: float, exit_code: int, why: str) -> None:
+        self._run(
+            lambda db: db.execute(
+                "UPDATE runs SET ended_at = %s, exit_code = %s, why = %s WHERE run_id = %s",
+                (ended_at, exit_code, why, run_id),
+            )
+        )
+
+    def runs(self, limit: int = 50) -> list[RunInfo]:
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY seq DESC LIMIT %s", (limit,))
+        return [RunInfo(*row) for row in rows]
+
+    # -- ownership ------------------------------------------------------------------
+
+    def acquire(
+        self, run_id: str, owner: str, ttl: float, now: float, takeover: str | None = None
+    ) -> None:
+        def take(db: Any) -> None:
+            row = db.execute(
+                "SELECT owner, lease_until FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no run {run_id!r} in the store")
+            holder, until = row
+            live = holder is not None and until is not None and until > now
+            if live and holder not in (owner, takeover):
+                raise RunLockedError(
+                    f"run {run_id} is being run by {holder} (lease valid for another "
+                    f"{until - now:.0f}s); wait for it to end, or for its lease to expire",
+                    holder,
+                )
+            db.execute(
+                "UPDATE runs SET owner = %s, lease_until = %s, ended_at = NULL, "
+                "exit_code = NULL, why = NULL WHERE run_id = %s",
+                (owner, now + ttl, run_id),
+            )
+
+        self._run(take)
+
+    def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+        changed = self._run(
+            lambda db: (
+                db.execute(
+                    "UPDATE runs SET lease_until = %s WHERE run_id = %s AND owner = %s",
+                    (now + ttl, run_id, owner),
+                ).rowcount
+            )
+        )
+        if not changed:
+            raise RunLockedError(
+                f"run {run_id}: the lease was lost (another process took the run over); "
+                f"this runner stops"
+            )
+
+    def release(self, run_id: str, owner: str) -> None:
+        self._run(
+            lambda db: db.execute(
+                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE run_id = %s AND owner = %s",
+                (run_id, owner),
+            )
+        )
+
+    # -- jobs -----------------------------------------------------------------------
+
+    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+        if not (starts or ends):
+            return
+        # One journal row per flush, as in the SQLite store: a row per job would cost
+        # more than the jobs (and a round trip each).
+        packed_starts = pickle.dumps([tuple(s) for s in starts], protocol=_PICKLE)
+        packed_ends = pickle.dumps([tuple(e) for e in ends], protocol=_PICKLE)
+        wins = [
+            (e.name, e.fingerprint, e.result, e.parts, run_id)
+            for e in ends
+            if e.fingerprint is not None and e.state == "SUCCEEDED"
+        ]
+
+        def write(db: Any) -> None:
+            db.execute(
+                "INSERT INTO journal (run_id, starts, ends) VALUES (%s, %s, %s)",
+                (run_id, packed_starts, packed_ends),
+            )
+            if wins:
+                scheduler = db.execute(
+                    "SELECT scheduler FROM runs WHERE run_id = %s", (run_id,)
+                ).fetchone()[0]
+                with db.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO successes VALUES (%s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (scheduler, name) DO UPDATE SET fingerprint = "
+                        "EXCLUDED.fingerprint, result = EXCLUDED.result, parts = EXCLUDED.parts, "
+                        "run_id = EXCLUDED.run_id",
+                        [(scheduler, *win) for win in wins],
+                    )
+
+        self._run(write)
+
+    def job_ends(self, run_id: str) -> dict[str, JobEnd]:
+        rows = self._read("SELECT ends FROM journal WHERE run_id = %s ORDER BY seq", (run_id,))
+        ends: dict[str, JobEnd] = {}
+        for (packed,) in rows:
+            for fields in pickle.loads(packed):
+                end = JobEnd(*fields)
+                ends[end.name] = end  # a later record of a job (a resume) wins
+        return ends
+
+    def job_starts(self, run_id: str) -> list[JobStart]:
+        rows = self._read("SELECT starts FROM journal WHERE run_id = %s ORDER BY seq", (run_id,))
+        return [JobStart(*fields) for (packed,) in rows for fields in pickle.loads(packed)]
+
+    def successes(self, scheduler: str) -> dict[str, Success]:
+        rows = self._read(
+            "SELECT name, fingerprint, result, parts FROM successes WHERE scheduler = %s",
+            (scheduler,),
+        )
+        return {row[0]: Success(row[1], _bytes(row[2]), row[3]) for row in rows}
+
+    def last_success(self, scheduler: str, name: str) -> Success | None:
+        rows = self._read(
+            "SELECT fingerprint, result, parts FROM successes WHERE scheduler = %s AND name = %s",
+            (scheduler, name),
+        )
+        return Success(rows[0][0], _bytes(rows[0][1]), rows[0][2]) if rows else None
+
+    # -- output ---------------------------------------------------------------------
+
+    def append_output(self, run_id: str, name: str, stream: str, text: str) -> None:
+        self._run(
+            lambda db: db.execute(
+                "INSERT INTO output (run_id, name, stream, text) VALUES (%s, %s, %s, %s)",
+                (run_id, name, stream, text),
+            )
+        )
+
+    def output(self, run_id: str, name: str, stream: str) -> str:
+        rows = self._read(
+            "SELECT text FROM output WHERE run_id = %s AND name = %s AND stream = %s ORDER BY seq",
+            (run_id, name, stream),
+        )
+        return "".join(row[0] for row in rows)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _bytes(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None
+
+
+def _safe(url: str) -> str:
+    """The URL without its password (for messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

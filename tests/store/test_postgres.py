@@ -1,0 +1,154 @@
+"""The PostgreSQL store end to end: runs, incremental reruns, resume, leases, lost servers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import jobgraph as jg
+from jobgraph.store import RunLockedError, open_store
+from store import pg
+
+
+@pytest.fixture
+def url():
+    with pg.fresh_schema() as made:
+        yield made
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def test_runs_are_recorded_and_reruns_are_incremental(url):
+    def graph() -> list[jg.Job]:
+        a = jg.Job(add, 1, 2, cache=True, name="a")
+        return [a, jg.Job(add, a, 10, cache=True, name="b"), jg.Shell("echo hi", name="talk")]
+
+    first = jg.Scheduler(*graph(), name="pg").run(store=url)
+    assert first.ok
+    second = jg.Scheduler(*graph(), name="pg").run(store=url)
+    assert second.counts == {jg.State.UP_TO_DATE: 2, jg.State.SUCCEEDED: 1}
+    store = open_store(url)
+    assert [r.run_id for r in store.runs()] == [second.run_id, first.run_id]
+    assert store.output(first.run_id, "talk", "stdout") == "hi\n"
+    assert jg.Report.from_store(store, first.run_id).ok
+    store.close()
+
+
+def test_resume_runs_only_what_did_not_finish(url, tmp_path):
+    ledger, gate = tmp_path / "ledger", tmp_path / "gate"
+
+    def first() -> None:
+        with ledger.open("a") as f:
+            f.write("first\n")
+
+    def second() -> None:
+        if not gate.exists():
+            raise RuntimeError("not yet")
+
+    def graph() -> jg.Scheduler:
+        one = jg.Job(first, name="first")
+        return jg.Scheduler(jg.Job(second, name="second", requires=[one]), name="pg")
+
+    assert not graph().run(store=url).ok
+    gate.write_text("open")
+    assert graph().run(store=url, resume="last").ok
+    assert ledger.read_text() == "first\n"
+
+
+def test_a_second_runner_resuming_the_same_run_is_refused_at_once(url):
+    release = threading.Event()
+
+    def hold() -> None:
+        release.wait(20)
+
+    def graph() -> jg.Scheduler:
+        return jg.Scheduler(jg.Job(hold, name="hold"), name="pg")
+
+    first = graph()
+    done: list[jg.Report] = []
+    runner = threading.Thread(target=lambda: done.append(first.run(store=url)))
+    runner.start()
+    store = open_store(url)
+    deadline = time.monotonic() + 10
+    while store.find_run("pg", "last") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run_id = store.find_run("pg", "last").run_id
+    started = time.monotonic()
+    with pytest.raises(RunLockedError, match=f"run {run_id} is being run by"):
+        graph().run(store=url, resume=run_id)
+    assert time.monotonic() - started < 1.0
+    release.set()
+    runner.join(30)
+    assert done and done[0].ok
+    store.close()
+
+
+def test_a_lost_connection_mid_run_is_retried_and_nothing_is_lost(url):
+    import psycopg
+
+    def cut() -> None:
+        # What a server restart does to the runner: its connection is gone.
+        with psycopg.connect(pg.server_url(), autocommit=True) as db:
+            db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'jobgraph' AND pid <> pg_backend_pid()"
+            )
+
+    jobs = [jg.Job(add, k, 1, name=f"before{k}") for k in range(5)]
+    cutter = jg.Job(cut, name="cut", requires=jobs)
+    after = [jg.Job(add, k, 2, name=f"after{k}", requires=[cutter]) for k in range(5)]
+    report = jg.Scheduler(*after, name="pg").run(store=url)
+    assert report.ok, report.why()
+    stored = jg.Report.from_store(open_store(url), report.run_id)
+    assert stored.counts == {jg.State.SUCCEEDED: 11}
+
+
+def test_past_the_retry_budget_it_is_a_store_error(monkeypatch):
+    from jobgraph.store import postgres
+
+    monkeypatch.setattr(postgres, "_RETRIES", 2)
+    monkeypatch.setattr(postgres, "_MAX_DELAY", 0.05)
+    with pytest.raises(jg.StoreError, match="store postgresql://postgres@127.0.0.1:1/test"):
+        open_store("postgresql://postgres@127.0.0.1:1/test")
+
+
+def test_without_psycopg_the_store_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ImportError, match=r"pip install 'jobgraph\[postgres\]'"):
+        open_store("postgresql://postgres@localhost/test")
+
+
+def test_the_command_line_works_unchanged(url, tmp_path):
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text("jobs:\n  hello:\n    shell: echo hello\n")
+
+    def jobgraph(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "jobgraph", *args, "--store", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+
+    ran = jobgraph("run", str(workflow), "-q")
+    assert ran.returncode == 0, ran.stderr
+    listed = jobgraph("runs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    import json
+
+    run_id = json.loads(listed.stdout)[0]["run_id"]
+    assert jobgraph("logs", run_id, "hello").stdout == "hello\n"
+
+
+def test_a_password_never_shows_in_messages():
+    from jobgraph.store.postgres import _safe
+
+    assert _safe("postgresql://ada:s3cret@db/x") == "postgresql://ada:***@db/x"
+    assert _safe("postgresql://ada@db/x") == "postgresql://ada@db/x"
