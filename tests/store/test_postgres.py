@@ -114,7 +114,7 @@ def test_past_the_retry_budget_it_is_a_store_error(monkeypatch):
 
     monkeypatch.setattr(postgres, "_RETRIES", 2)
     monkeypatch.setattr(postgres, "_MAX_DELAY", 0.05)
-    with pytest.raises(jg.StoreError, match="store postgresql://postgres@127.0.0.1:1/test"):
+    with pytest.raises(jg.StoreError, match=r"store postgresql://postgres@127\.0\.0\.1:1/test"):
         open_store("postgresql://postgres@127.0.0.1:1/test")
 
 
@@ -152,3 +152,75 @@ def test_a_password_never_shows_in_messages():
 
     assert _safe("postgresql://ada:s3cret@db/x") == "postgresql://ada:***@db/x"
     assert _safe("postgresql://ada@db/x") == "postgresql://ada@db/x"
+
+
+def test_runners_and_readers_at_once_lose_nothing():
+    """benchmarks/pg_stress.py, shortened: 4 runners and 2 readers for 8 s."""
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "benchmarks" / "pg_stress.py"
+    command = [sys.executable, str(script), "--runners", "4", "--readers", "2", "--seconds", "8"]
+    out = subprocess.run(
+        [*command, "--url", pg.server_url()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    import json
+
+    summary = json.loads(out.stdout)
+    assert summary["runs"] > 20 and summary["reports_read"] > 0
+
+
+CHAIN = """
+import sys, time
+import jobgraph as jg
+
+def step(ledger, name):
+    with open(ledger, "a") as f:
+        f.write(name + "\\n")
+    time.sleep(0.05)
+
+if __name__ == "__main__":
+    url, ledger, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
+    jobs = []
+    for k in range(30):
+        jobs.append(jg.Job(step, ledger, f"s{k}", name=f"s{k}", requires=jobs[-1:]))
+    report = jg.Scheduler(*jobs, name="chain").run(store=url, resume="last" if resume else None)
+    sys.exit(report.exit_code)
+"""
+
+
+def test_a_killed_runner_is_taken_over_and_no_job_completes_twice(url, tmp_path):
+    import os
+    import signal
+
+    script, ledger = tmp_path / "chain.py", tmp_path / "ledger"
+    script.write_text(CHAIN)
+    first = subprocess.Popen([sys.executable, str(script), url, str(ledger), "new"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if ledger.exists() and len(ledger.read_text().splitlines()) >= 10:
+            break
+        time.sleep(0.02)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    second = subprocess.run([sys.executable, str(script), url, str(ledger), "resume"], timeout=60)
+    assert second.returncode == 0
+    lines = ledger.read_text().splitlines()
+    assert set(lines) == {f"s{k}" for k in range(30)}  # every job ran
+    assert len(lines) - 30 <= 1  # at most the one running at the kill ran twice
+
+
+def test_a_server_works_unchanged_on_postgresql(url, tmp_path):
+    from server.serverproc import TOKEN, ServerProcess
+
+    server = ServerProcess(tmp_path, "--store", url)
+    try:
+        handle = jg.Client(server.url, TOKEN).submit("jobs:\n  hi:\n    shell: echo hi\n")
+        assert handle.wait(30) and handle.state == "succeeded"
+        assert handle.stdout("hi") == "hi\n"
+        assert open_store(url).find_run("", handle.run_id).exit_code == 0
+    finally:
+        server.stop()

@@ -8,8 +8,6 @@ import threading
 
 import pytest
 
-from store import pg
-
 from jobgraph.errors import StoreError
 from jobgraph.store import (
     JobEnd,
@@ -20,6 +18,7 @@ from jobgraph.store import (
     SQLiteStore,
     open_store,
 )
+from store import pg
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
