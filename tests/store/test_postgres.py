@@ -224,3 +224,28 @@ def test_a_server_works_unchanged_on_postgresql(url, tmp_path):
         assert open_store(url).find_run("", handle.run_id).exit_code == 0
     finally:
         server.stop()
+
+
+def test_a_database_restart_mid_run_is_ridden_out(url):
+    """A real restart of the local server (where this machine can do it, as CI's can)."""
+    import os
+    import shutil
+
+    versions = os.listdir("/etc/postgresql") if os.path.isdir("/etc/postgresql") else []
+    if not (shutil.which("pg_ctlcluster") and os.geteuid() == 0 and len(versions) == 1):
+        pytest.skip("needs root and a local Debian PostgreSQL cluster to restart")
+
+    def restart() -> None:
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", "restart"],
+            check=True,
+            timeout=60,
+        )
+
+    jobs = [jg.Job(add, k, 1, name=f"before{k}") for k in range(5)]
+    cut = jg.Job(restart, name="restart", requires=jobs)
+    after = [jg.Job(add, k, 2, name=f"after{k}", requires=[cut]) for k in range(5)]
+    report = jg.Scheduler(*after, name="pg").run(store=url)
+    assert report.ok, report.why()
+    stored = jg.Report.from_store(open_store(url), report.run_id)
+    assert stored.counts == {jg.State.SUCCEEDED: 11}
