@@ -67,6 +67,12 @@ def document() -> dict[str, Any]:
         {"name": "job", "in": "path", "required": True, "schema": {"type": "string"}},
         {"name": "stream", "in": "query", "schema": {"enum": ["stdout", "stderr"]}},
         {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {
+            "name": "follow",
+            "in": "query",
+            "description": "1: stream plain text (chunked) until the job has ended",
+            "schema": {"type": "integer", "enum": [0, 1]},
+        },
     ]
     submit = _op("submit a workflow or a flow", "the new run", _RUN, "201")
     submit["requestBody"] = {"required": True, "content": {"application/json": {"schema": _SUBMIT}}}

@@ -23,7 +23,7 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .handle import ENDED, RunHandle, store_location
@@ -33,6 +33,7 @@ from .store.base import new_run_id
 
 _MAX_BODY = 10 * 1024 * 1024  # bytes: a workflow is text, not data
 _RUN_OPTIONS = ("window", "timeout", "force")  # what a submission may set for its run
+_FOLLOW_POLL = 0.25  # seconds between looks at the store while streaming output
 
 
 class ApiError(Exception):
@@ -373,14 +374,42 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and rest[:1] == ["output"] and len(rest) > 1:
             stream = (query.get("stream") or ["stdout"])[0]
             offset = _int((query.get("offset") or ["0"])[0])
-            return 200, service.output(run_id, "/".join(rest[1:]), stream, offset)
+            part = service.output(run_id, "/".join(rest[1:]), stream, offset)  # checks first
+            if (query.get("follow") or ["0"])[0] in ("1", "true"):
+                return 200, _Follow(run_id, "/".join(rest[1:]), stream, offset)
+            return 200, part
         if method == "POST" and rest == ["abort"]:
             return 202, service.abort(run_id)
         if method == "POST" and rest == ["resume"]:
             return 202, service.resume(run_id)
         raise ApiError(404 if method == "GET" else 405, f"no such resource: {method} {path}")
 
+    def _follow(self, follow: _Follow) -> None:
+        """Stream the output as plain text, chunk by chunk, until the job has ended."""
+        service = self.server.service
+        self.send_response(200, "OK")
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        offset = follow.offset
+        while True:
+            part = service.output(follow.run_id, follow.job, follow.stream, offset)
+            offset = part["offset"]
+            if part["text"]:
+                data = part["text"].encode()
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+            if part["ended"]:
+                break
+            time.sleep(_FOLLOW_POLL)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
     def _reply(self, status: int, answer: Any) -> None:
+        if isinstance(answer, _Follow):
+            self._follow(answer)
+            return
         if isinstance(answer, str):  # the web view
             data, kind = answer.encode(), "text/html; charset=utf-8"
         else:
@@ -393,6 +422,15 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("WWW-Authenticate", 'Bearer realm="jobgraph"')
         self.end_headers()
         self.wfile.write(data)
+
+
+class _Follow(NamedTuple):
+    """A request to stream a job's output as it comes (``?follow=1``)."""
+
+    run_id: str
+    job: str
+    stream: str
+    offset: int
 
 
 def _int(text: str) -> int:

@@ -245,3 +245,60 @@ def test_command_line_in_the_background_without_a_server(tmp_path):
     assert jobgraph("wait", run_id).returncode == 0
     assert jobgraph("logs", run_id, "a").stdout == "done\n"
     assert Path(store).exists()
+
+
+def test_flows_are_found_through_entry_points(tmp_path, monkeypatch):
+    """An installed package declares its flows in the 'jobgraph.flows' entry point group."""
+    from jobgraph import flows
+
+    package = tmp_path / "site"
+    (package / "teamflows").mkdir(parents=True)
+    (package / "teamflows" / "__init__.py").write_text(
+        "import jobgraph as jg\n\n"
+        "@jg.flow('team-nightly')\n"
+        "def nightly(branch: str) -> jg.Scheduler:\n"
+        "    return jg.Scheduler(jg.Shell(f'echo {branch}', name='build'), name='nightly')\n"
+    )
+    info = package / "teamflows-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: teamflows\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[jobgraph.flows]\nteam = teamflows\n")
+    monkeypatch.syspath_prepend(str(package))
+    assert "team-nightly" in flows.load()
+    scheduler = flows.build("team-nightly", {"branch": "main"})
+    assert scheduler.run().ok
+
+
+def test_the_servers_executor_applies_to_its_runs(tmp_path):
+    (tmp_path / "where.py").write_text("import os\n\ndef pid():\n    return os.getpid()\n")
+    server = ServerProcess(tmp_path, "--executor", "process")
+    try:
+        client = jg.Client(server.url, TOKEN)
+        text = "jobs:\n  p:\n    call: where:pid\n"
+        handle = client.submit(text)
+        assert handle.wait(30), handle.state
+        assert handle.state == "succeeded", handle.report().why()
+        # The job ran in a worker process, not in the run's own process.
+        record = next(r for r in handle.report().jobs if r.name == "p")
+        run_pid = (server.folder / ".jobgraph/server" / handle.run_id / "run.pid").read_text()
+        assert record.result is not None and record.result != run_pid
+    finally:
+        server.stop()
+
+
+def test_output_can_be_streamed_until_the_job_ends(client, server):
+    handle = client.submit("jobs:\n  talk:\n    shell: echo one; sleep 1; echo two\n")
+    deadline = time.monotonic() + 10
+    while handle.state == "pending" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    request = urllib.request.Request(
+        f"{server.url}/api/runs/{handle.run_id}/output/talk?follow=1",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.headers["Transfer-Encoding"] == "chunked"
+        first = answer.read1()  # the first chunk, while the job still runs
+        rest = answer.read()
+    assert (first + rest).decode() == "one\ntwo\n"
+    assert first.decode() == "one\n"
+    assert handle.wait(10) and handle.state == "succeeded"
