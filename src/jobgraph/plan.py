@@ -21,7 +21,6 @@ from .errors import (
     PicklingError,
     ResourceError,
 )
-from .executors.cluster import REMOTE_KINDS, DaskExecutor
 from .job import CORO_FUNCTION, CORO_OBJECT, FUNCTION, Job
 
 if TYPE_CHECKING:
@@ -239,21 +238,18 @@ def check_outside_results(plan: Plan) -> None:
                 )
 
 
-def remote_executor(job: Job, default_executor: object) -> Any:
-    """The Dask executor that runs ``job``'s body, or None when it runs here."""
-    chosen = job.executor if job.executor is not None else default_executor
-    if isinstance(chosen, DaskExecutor) and job._kind in REMOTE_KINDS:
-        return chosen
-    return None
-
-
 def dask_executors(jobs: Iterable[Job], default_executor: object) -> list[Any]:
     """The distinct Dask executors that jobs of a run may use."""
-    found = {id(default_executor): default_executor}
+    found = {id(default_executor): default_executor} if default_executor is not None else {}
     for job in jobs:
         if job.executor is not None and job.executor.__class__ is not str:
             found[id(job.executor)] = job.executor
-    return [e for e in found.values() if isinstance(e, DaskExecutor)]
+    objects = [e for e in found.values() if not isinstance(e, str)]
+    if not objects:
+        return []  # the common case: no executor object, no Dask module imported
+    from .executors.cluster import DaskExecutor
+
+    return [e for e in objects if isinstance(e, DaskExecutor)]
 
 
 def needs_process(job: Job, default_executor: object) -> bool:
@@ -268,7 +264,7 @@ def needs_process(job: Job, default_executor: object) -> bool:
 
 def check_picklable(plan: Plan, default_executor: object) -> None:
     """A function bound for a worker process must be importable (picklable)."""
-    if isinstance(default_executor, DaskExecutor):
+    if dask_executors((), default_executor):
         for job in plan.jobs:
             if job._kind == CORO_OBJECT and job.executor is None:
                 raise PicklingError(

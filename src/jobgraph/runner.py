@@ -257,10 +257,13 @@ class Runner(BodyStarter):
             return None
         await self.shared.open_remote(chosen, self.pools)
         remote = self.shared.remote
+        from .executors.cluster import REMOTE_KINDS, DaskExecutor
 
         def session_for(job: Job) -> DaskSession | None:
-            executor = _plan.remote_executor(job, default)
-            return remote(executor) if executor is not None else None
+            executor = job.executor if job.executor is not None else default
+            if job._kind in REMOTE_KINDS and isinstance(executor, DaskExecutor):
+                return remote(executor)
+            return None  # runs here (a coroutine object, a nested scheduler, another executor)
 
         return session_for
 

@@ -17,8 +17,8 @@ import concurrent.futures
 import contextlib
 import importlib.util
 import logging
+import os
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -92,7 +92,7 @@ class DaskSession:
         self.client: Any = None
         self._cluster: Any = None
         self._capacity: dict[str, float] = {}  # resource -> most that one worker declares
-        self._topic = f"jobgraph-started-{uuid.uuid4().hex}"  # where workers say "started"
+        self._topic = f"jobgraph-started-{os.urandom(16).hex()}"  # where workers say "started"
         self._starts: dict[str, Callable[[], object]] = {}  # key -> what to call then
         self._closed = False
         self._futures: dict[str, Any] = {}  # key -> Dask future (touched on the client loop)
@@ -186,7 +186,7 @@ class DaskSession:
 
         ``on_start`` is called (on this loop) when a worker starts the task.
         """
-        key = f"{job.name}-{uuid.uuid4().hex[:16]}"
+        key = f"{job.name}-{os.urandom(8).hex()}"  # unique per attempt
         kind = job._kind
         topic = None
         if on_start is not None:  # the timeout clock starts when a worker takes the task
