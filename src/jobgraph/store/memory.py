@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
+from .journal import check_lease
 
 
 class MemoryStore(Store):
@@ -45,9 +46,8 @@ class MemoryStore(Store):
     def acquire(
         self, run_id: str, owner: str, ttl: float, now: float, takeover: str | None = None
     ) -> None:
-        held = self._leases.get(run_id)
-        if held is not None and held[0] not in (owner, takeover) and held[1] > now:
-            raise RunLockedError(f"run {run_id} is being run by {held[0]}", held[0])
+        holder, until = self._leases.get(run_id, (None, None))
+        check_lease(run_id, holder, until, owner, takeover, now)
         self._leases[run_id] = (owner, now + ttl)
         run = self._runs.get(run_id)
         if run is not None:  # held again (a resume): running, its old end no longer holds

@@ -11,7 +11,6 @@ run resumable: nothing is half-written.
 from __future__ import annotations
 
 import contextlib
-import pickle
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -19,12 +18,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError
 from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
+from .journal import check_lease, ends_of, lost_lease, new_successes, pack, starts_of
 
 T = TypeVar("T")
 
 INSTALL_HINT = "the PostgreSQL store needs psycopg 3: pip install 'jobgraph[postgres]'"
 SCHEMA_VERSION = 1
-_PICKLE = 4
 _RETRIES = 10  # attempts at a statement while the server is unreachable or conflicting
 _MAX_DELAY = 2.0  # seconds: with doubling from 0.05, the budget is about 12 s
 _LOCK_KEY = 0x6A6F6267  # the advisory lock taken while migrating ("jobg")
@@ -212,14 +211,7 @@ class PostgresStore(Store):
             ).fetchone()
             if row is None:
                 raise StoreError(f"no run {run_id!r} in the store")
-            holder, until = row
-            live = holder is not None and until is not None and until > now
-            if live and holder not in (owner, takeover):
-                raise RunLockedError(
-                    f"run {run_id} is being run by {holder} (lease valid for another "
-                    f"{until - now:.0f}s); wait for it to end, or for its lease to expire",
-                    holder,
-                )
+            check_lease(run_id, row[0], row[1], owner, takeover, now)
             db.execute(
                 "UPDATE runs SET owner = %s, lease_until = %s, ended_at = NULL, "
                 "exit_code = NULL, why = NULL WHERE run_id = %s",
@@ -238,10 +230,7 @@ class PostgresStore(Store):
             )
         )
         if not changed:
-            raise RunLockedError(
-                f"run {run_id}: the lease was lost (another process took the run over); "
-                f"this runner stops"
-            )
+            raise lost_lease(run_id)
 
     def release(self, run_id: str, owner: str) -> None:
         self._run(
@@ -256,15 +245,8 @@ class PostgresStore(Store):
     def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
         if not (starts or ends):
             return
-        # One journal row per flush, as in the SQLite store: a row per job would cost
-        # more than the jobs (and a round trip each).
-        packed_starts = pickle.dumps([tuple(s) for s in starts], protocol=_PICKLE)
-        packed_ends = pickle.dumps([tuple(e) for e in ends], protocol=_PICKLE)
-        wins = [
-            (e.name, e.fingerprint, e.result, e.parts, run_id)
-            for e in ends
-            if e.fingerprint is not None and e.state == "SUCCEEDED"
-        ]
+        packed_starts, packed_ends = pack(starts), pack(ends)  # one journal row per flush
+        wins = new_successes(ends, run_id)
 
         def write(db: Any) -> None:
             db.execute(
@@ -288,16 +270,11 @@ class PostgresStore(Store):
 
     def job_ends(self, run_id: str) -> dict[str, JobEnd]:
         rows = self._read("SELECT ends FROM journal WHERE run_id = %s ORDER BY seq", (run_id,))
-        ends: dict[str, JobEnd] = {}
-        for (packed,) in rows:
-            for fields in pickle.loads(packed):
-                end = JobEnd(*fields)
-                ends[end.name] = end  # a later record of a job (a resume) wins
-        return ends
+        return ends_of(row[0] for row in rows)
 
     def job_starts(self, run_id: str) -> list[JobStart]:
         rows = self._read("SELECT starts FROM journal WHERE run_id = %s ORDER BY seq", (run_id,))
-        return [JobStart(*fields) for (packed,) in rows for fields in pickle.loads(packed)]
+        return starts_of(row[0] for row in rows)
 
     def successes(self, scheduler: str) -> dict[str, Success]:
         rows = self._read(

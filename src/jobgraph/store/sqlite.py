@@ -9,7 +9,6 @@ migrated forward when an older file is opened.
 from __future__ import annotations
 
 import os
-import pickle
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -17,12 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StoreError
-from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
+from .base import JobEnd, JobStart, RunInfo, Store, Success
+from .journal import check_lease, ends_of, lost_lease, new_successes, pack, starts_of
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
-_PICKLE = 4  # protocol of journal rows (readable by every supported Python)
 _RETRIES = 8  # attempts at a write that keeps finding the database locked
 _BUSY_MS = 5000
 
@@ -233,14 +232,7 @@ class SQLiteStore(Store):
             ).fetchone()
             if row is None:
                 raise StoreError(f"no run {run_id!r} in the store")
-            holder, until = row
-            live = holder is not None and until is not None and until > now
-            if live and holder not in (owner, takeover):
-                raise RunLockedError(
-                    f"run {run_id} is being run by {holder} (lease valid for another "
-                    f"{until - now:.0f}s); wait for it to end, or for its lease to expire",
-                    holder,
-                )
+            check_lease(run_id, row[0], row[1], owner, takeover, now)
             # Held again (a resume): the run is running, its old end no longer holds.
             db.execute(
                 "UPDATE runs SET owner = ?, lease_until = ?, ended_at = NULL, exit_code = NULL, "
@@ -260,10 +252,7 @@ class SQLiteStore(Store):
             )
         )
         if not changed:
-            raise RunLockedError(
-                f"run {run_id}: the lease was lost (another process took the run over); "
-                f"this runner stops"
-            )
+            raise lost_lease(run_id)
 
     def release(self, run_id: str, owner: str) -> None:
         self._write(
@@ -276,16 +265,8 @@ class SQLiteStore(Store):
     # -- jobs -----------------------------------------------------------------------
 
     def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
-        # One journal row per flush, the batch pickled as plain tuples: a row per job
-        # would cost more than the jobs themselves (the store must stay cheap per job).
-        packed_starts = pickle.dumps([tuple(s) for s in starts], protocol=_PICKLE)
-        packed_ends = pickle.dumps([tuple(e) for e in ends], protocol=_PICKLE)
-        # An UP_TO_DATE end matched the stored success: nothing new to write there.
-        wins = [
-            (e.name, e.fingerprint, e.result, e.parts, run_id)
-            for e in ends
-            if e.fingerprint is not None and e.state == "SUCCEEDED"
-        ]
+        packed_starts, packed_ends = pack(starts), pack(ends)  # one journal row per flush
+        wins = new_successes(ends, run_id)
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(
@@ -306,16 +287,11 @@ class SQLiteStore(Store):
 
     def job_ends(self, run_id: str) -> dict[str, JobEnd]:
         rows = self._read("SELECT ends FROM journal WHERE run_id = ? ORDER BY seq", (run_id,))
-        ends: dict[str, JobEnd] = {}
-        for (packed,) in rows:
-            for fields in pickle.loads(packed):
-                end = JobEnd(*fields)
-                ends[end.name] = end  # a later record of a job (a resume) wins
-        return ends
+        return ends_of(row[0] for row in rows)
 
     def job_starts(self, run_id: str) -> list[JobStart]:
         rows = self._read("SELECT starts FROM journal WHERE run_id = ? ORDER BY seq", (run_id,))
-        return [JobStart(*fields) for (packed,) in rows for fields in pickle.loads(packed)]
+        return starts_of(row[0] for row in rows)
 
     def successes(self, scheduler: str) -> dict[str, Success]:
         rows = self._read(
