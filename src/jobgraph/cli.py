@@ -42,7 +42,7 @@ def _store_option(default: str | None = DEFAULT_STORE) -> Callable[[F], F]:
         "store",
         default=default,
         show_default=True,
-        help="Where runs are recorded: a path, sqlite:///path.",
+        help="Where runs are recorded: a path, sqlite:///path or postgresql://...",
     )
 
 
@@ -256,15 +256,12 @@ def _dry_run(scheduler: Any, store: str, forced: Any) -> None:
         click.echo(f"{job.name}: {verdict}")
 
 
-def _sqlite_path(store: str) -> str:
-    return store[len("sqlite:///") :] if store.startswith("sqlite:///") else store
-
-
 def _store_exists(store: str) -> bool:
     """A database server is taken to exist; a SQLite file must (reads never create one)."""
-    if store.startswith(("postgresql://", "postgres://")):
-        return True
-    return Path(_sqlite_path(store)).exists()
+    from .store import sqlite_file
+
+    file = _checked(lambda: sqlite_file(store))
+    return file is None or Path(file).exists()
 
 
 def _write_reports(

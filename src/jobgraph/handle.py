@@ -275,18 +275,18 @@ def _resumed_id(options: dict[str, Any], path: str, scheduler: Scheduler) -> str
 
 def store_location(store: Any) -> str:
     """Where other processes find ``store``: an absolute SQLite path, or a server's URL."""
-    from .store import SQLiteStore
+    from .store import SQLiteStore, sqlite_file
+    from .store.postgres import PostgresStore
 
     if isinstance(store, SQLiteStore):
         return str(store.path)
+    if isinstance(store, PostgresStore):
+        return store.location
     if isinstance(store, (str, os.PathLike)):
         text = os.fspath(store)
-        if text.startswith(("postgresql://", "postgres://")):
-            return text  # a database server: every process reaches it the same way
-        path = text[len("sqlite:///") :] if text.startswith("sqlite:///") else text
-        if "://" in path:
-            raise ValueError(f"unknown store URL {text!r}; use a path or sqlite:///path")
-        return str(Path(path).resolve())
+        file = sqlite_file(text)
+        # A database server: every process reaches it by the same URL.
+        return text if file is None else str(Path(file).resolve())
     raise ValueError(
         f"a run in the background needs a store other processes can read (a path, "
         f"sqlite:///path or postgresql://...), not {store!r}"

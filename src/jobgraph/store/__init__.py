@@ -25,6 +25,7 @@ __all__ = [
     "Success",
     "new_run_id",
     "open_store",
+    "sqlite_file",
 ]
 
 
@@ -36,24 +37,38 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'jobgraph.store' has no attribute {name!r}")
 
 
+SERVER_URLS = ("postgresql://", "postgres://")  # stores on a database server
+
+
+def sqlite_file(text: str) -> str | None:
+    """The file of a SQLite store given as text, or None for a database server's URL.
+
+    ``sqlite:///relative/path`` and ``sqlite:////absolute/path`` as in SQLAlchemy; any
+    other URL is a ``ValueError``.
+    """
+    if text.startswith(SERVER_URLS):
+        return None
+    if text.startswith("sqlite:///"):
+        return text[len("sqlite:///") :]
+    if "://" in text:
+        raise ValueError(
+            f"unknown store URL {text!r}; use a path, sqlite:///path or postgresql://..."
+        )
+    return text
+
+
 def open_store(spec: Any) -> Store | None:
-    """Turn a ``store=`` value into a store: None, a path, ``sqlite:///path`` or an object."""
+    """Turn a ``store=`` value into a store: None, a path, a URL or an object."""
     if spec is None or isinstance(spec, Store):
         return spec
     if isinstance(spec, (str, os.PathLike)):
-        from .sqlite import SQLiteStore
-
         text = os.fspath(spec)
-        if text.startswith("sqlite:///"):
-            # sqlite:///relative/path and sqlite:////absolute/path, as in SQLAlchemy
-            return SQLiteStore(text[len("sqlite:///") :])
-        if text.startswith(("postgresql://", "postgres://")):
+        file = sqlite_file(text)
+        if file is None:
             from .postgres import PostgresStore  # psycopg only when asked for
 
             return PostgresStore(text)
-        if "://" in text:
-            raise ValueError(
-                f"unknown store URL {text!r}; use a path, sqlite:///path or postgresql://..."
-            )
-        return SQLiteStore(text)
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore(file)
     raise TypeError(f"store must be None, a path, a URL or a Store, not {spec!r}")

@@ -96,6 +96,7 @@ class PostgresStore(Store):
         except ImportError:
             raise ImportError(INSTALL_HINT) from None
         self._psycopg = psycopg
+        self.location = url  # as given: what other processes open
         self.url, self.schema = split_schema(url)
         self._db: Any = None
         self._run(self._migrate)
