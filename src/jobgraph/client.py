@@ -11,14 +11,11 @@ import http.client
 import json
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .handle import ENDED
-
-_POLL = 0.1  # seconds between looks at a run while waiting
+from .handle import Following
 
 
 class ServerError(Exception):
@@ -122,13 +119,15 @@ class Client:
         return connection, False
 
 
-class RemoteHandle:
+class RemoteHandle(Following):
     """A run on a server: the same questions and commands as a local handle."""
 
+    poll_seconds = 0.1  # each look is a request to the server
+
     def __init__(self, client: Client, run_id: str) -> None:
+        super().__init__()
         self.client = client
         self.run_id = run_id
-        self._cursors: dict[tuple[str, str], int] = {}
 
     def __repr__(self) -> str:
         return f"<RemoteHandle {self.run_id} on {self.client.url}>"
@@ -141,15 +140,6 @@ class RemoteHandle:
     def state(self) -> str:
         """``pending``, ``running``, ``succeeded``, ``failed`` or ``aborted``."""
         return str(self.client.request("GET", self._path)["state"])
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run ended (True) or ``timeout`` seconds passed (False)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.state not in ENDED:
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(_POLL)
-        return True
 
     def abort(self) -> None:
         """Stop the run: running jobs are cancelled and recorded; it ends aborted."""
@@ -166,27 +156,7 @@ class RemoteHandle:
 
         return Report.from_dict(self.client.request("GET", self._path + "/report"))
 
-    def stdout(self, job: str) -> str:
-        """What job ``job`` printed so far."""
-        return self._read(job, "stdout", 0)["text"]  # type: ignore[no-any-return]
-
-    def stderr(self, job: str) -> str:
-        """What job ``job`` wrote to its standard error so far."""
-        return self._read(job, "stderr", 0)["text"]  # type: ignore[no-any-return]
-
-    def fresh_stdout(self, job: str) -> str:
-        """What job ``job`` printed since the last call of this method on this handle."""
-        return self._fresh(job, "stdout")
-
-    def fresh_stderr(self, job: str) -> str:
-        """What job ``job`` wrote to its standard error since the last such call."""
-        return self._fresh(job, "stderr")
-
-    def _fresh(self, job: str, stream: str) -> str:
-        part = self._read(job, stream, self._cursors.get((job, stream), 0))
-        self._cursors[(job, stream)] = part["offset"]
-        return part["text"]  # type: ignore[no-any-return]
-
-    def _read(self, job: str, stream: str, offset: int) -> dict[str, Any]:
-        path = f"{self._path}/output/{quote(job, safe='')}?stream={stream}&offset={offset}"
-        return dict(self.client.request("GET", path))
+    def _output(self, name: str, stream: str, offset: int) -> tuple[str, int]:
+        path = f"{self._path}/output/{quote(name, safe='')}?stream={stream}&offset={offset}"
+        part = self.client.request("GET", path)
+        return str(part["text"]), int(part["offset"])

@@ -43,7 +43,60 @@ _START_WAIT = 30.0  # at most this long, submit() waits for the run to be record
 _EXIT_INTERRUPTED = 130
 
 
-class RunHandle:
+class Following:
+    """What every run handle answers the same way: waiting, and output read in pieces.
+
+    A handle says its ``state`` and reads a job's output from an offset (``_output``);
+    the rest follows from those two.
+    """
+
+    poll_seconds = _POLL  # between looks at the run while waiting
+
+    def __init__(self) -> None:
+        self._cursors: dict[tuple[str, str], int] = {}  # what fresh_* already returned
+
+    @property
+    def state(self) -> str:
+        """``pending``, ``running``, ``succeeded``, ``failed`` or ``aborted``."""
+        raise NotImplementedError
+
+    def _output(self, name: str, stream: str, offset: int) -> tuple[str, int]:
+        """A job's output from ``offset`` on, and the offset after it."""
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ended (True), or ``timeout`` seconds passed (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.state not in ENDED:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(self.poll_seconds)
+        return True
+
+    def stdout(self, job: Any) -> str:
+        """What job ``job`` (a job, or its name: ``outer/inner`` when nested) printed."""
+        return self._output(_name(job), "stdout", 0)[0]
+
+    def stderr(self, job: Any) -> str:
+        """What job ``job`` wrote to its standard error so far."""
+        return self._output(_name(job), "stderr", 0)[0]
+
+    def fresh_stdout(self, job: Any) -> str:
+        """What job ``job`` printed since the last call of this method on this handle."""
+        return self._fresh(_name(job), "stdout")
+
+    def fresh_stderr(self, job: Any) -> str:
+        """What job ``job`` wrote to its standard error since the last such call."""
+        return self._fresh(_name(job), "stderr")
+
+    def _fresh(self, name: str, stream: str) -> str:
+        text, self._cursors[(name, stream)] = self._output(
+            name, stream, self._cursors.get((name, stream), 0)
+        )
+        return text
+
+
+class RunHandle(Following):
     """Follow and steer a run that goes on elsewhere (another process or machine).
 
     Everything is read from the run's store: ``state``, ``report()``, the output of its
@@ -61,13 +114,13 @@ class RunHandle:
         since: float = 0.0,
         opened: Store | None = None,
     ) -> None:
+        super().__init__()
         self.run_id = run_id
         self.store_path = store
         self._store: Store | None = opened  # a connection the caller lends (a server's)
         self._pid = pid  # the run's process, when this handle started it
         self._scheduler = scheduler
         self._options = dict(options or {})
-        self._cursors: dict[tuple[str, str], int] = {}  # what fresh_* already returned
         self._since = since  # an end recorded before this is an earlier attempt's (resume)
 
     def __repr__(self) -> str:
@@ -107,44 +160,15 @@ class RunHandle:
             return SUCCEEDED
         return ABORTED if info.exit_code == _EXIT_INTERRUPTED else FAILED
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run ended (True), or ``timeout`` seconds passed (False)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.state not in ENDED:
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(_POLL)
-        return True
-
     def report(self) -> Report:
         """The run's report as recorded so far (complete once it ended)."""
         from .report import Report
 
         return Report.from_store(self.store, self.run_id)
 
-    # -- output ---------------------------------------------------------------------
-
-    def stdout(self, job: str) -> str:
-        """What job ``job`` (its name, ``outer/inner`` when nested) printed so far."""
-        return self.store.output(self.run_id, _name(job), "stdout")
-
-    def stderr(self, job: str) -> str:
-        """What job ``job`` wrote to its standard error so far."""
-        return self.store.output(self.run_id, _name(job), "stderr")
-
-    def fresh_stdout(self, job: str) -> str:
-        """What job ``job`` printed since the last call of this method on this handle."""
-        return self._fresh(_name(job), "stdout")
-
-    def fresh_stderr(self, job: str) -> str:
-        """What job ``job`` wrote to its standard error since the last such call."""
-        return self._fresh(_name(job), "stderr")
-
-    def _fresh(self, name: str, stream: str) -> str:
+    def _output(self, name: str, stream: str, offset: int) -> tuple[str, int]:
         text = self.store.output(self.run_id, name, stream)
-        seen = self._cursors.get((name, stream), 0)
-        self._cursors[(name, stream)] = len(text)
-        return text[seen:]
+        return text[offset:], len(text)
 
     # -- steering -------------------------------------------------------------------
 

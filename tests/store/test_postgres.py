@@ -249,3 +249,12 @@ def test_a_database_restart_mid_run_is_ridden_out(url):
     assert report.ok, report.why()
     stored = jg.Report.from_store(open_store(url), report.run_id)
     assert stored.counts == {jg.State.SUCCEEDED: 11}
+
+
+def test_a_run_on_postgresql_can_go_to_the_background(url):
+    store = open_store(url)
+    talk = jg.Shell("echo far", name="talk")
+    handle = jg.Scheduler(talk, name="bg").submit(store=store)  # the object, not its URL
+    assert handle.wait(30) and handle.state == "succeeded"
+    assert handle.stdout(talk) == "far\n"  # a job, or its name
+    store.close()
