@@ -46,6 +46,17 @@ def _store_option(default: str | None = DEFAULT_STORE) -> Callable[[F], F]:
     )
 
 
+def _executor_option() -> Callable[[F], F]:
+    return click.option(
+        "--executor",
+        default="local",
+        show_default=True,
+        callback=lambda ctx, param, value: _executor_text(value),
+        help="Where job bodies run: local, thread, process, dask (a local cluster) or "
+        "dask://HOST:PORT (a running cluster).",
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="jobgraph")
 def main() -> None:
@@ -79,14 +90,7 @@ def main() -> None:
     help="Resume the last run, or RUN.",
 )
 @_store_option()
-@click.option(
-    "--executor",
-    default="local",
-    show_default=True,
-    callback=lambda ctx, param, value: _executor_text(value),
-    help="Where job bodies run: local, thread, process, dask (a local cluster) or "
-    "dask://HOST:PORT (a running cluster).",
-)
+@_executor_option()
 @click.option(
     "--report", "report_path", type=click.Path(dir_okay=False), help="Write the JSON report here."
 )

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .cli import DEFAULT_STORE, UserError, _executor_text, _store_option, main
+from .cli import DEFAULT_STORE, UserError, _executor_option, _store_option, main
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_STILL_RUNNING = 124  # `wait --timeout` ran out first (as timeout(1) says it)
@@ -49,13 +49,7 @@ def _handle(run_id: str, server: str | None, token: str | None, store: str) -> A
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @_store_option()
-@click.option(
-    "--executor",
-    default="local",
-    show_default=True,
-    callback=lambda ctx, param, value: _executor_text(value),
-    help="Where the runs' job bodies run (as for 'run').",
-)
+@_executor_option()
 @click.option("--flows", "modules", multiple=True, help="A module that registers flows.")
 @click.option(
     "--folder",
