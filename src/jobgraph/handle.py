@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
 from .store import Store, open_store
-from .store.base import new_run_id
+from .store.base import RunInfo, new_run_id
 
 if TYPE_CHECKING:
     from .report import Report
@@ -140,7 +140,10 @@ class RunHandle(Following):
     @property
     def state(self) -> str:
         """``pending``, ``running``, ``succeeded``, ``failed`` or ``aborted``."""
-        info = self.store.find_run("", self.run_id)
+        return self.state_of(self.store.find_run("", self.run_id))
+
+    def state_of(self, info: RunInfo | None) -> str:
+        """The state, given the run's record just read (read again only in a race)."""
         if info is None or (info.ended_at is not None and info.ended_at < self._since):
             # Not begun yet, or a resume whose process has not taken the run over yet.
             if self._alive() is not False:

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .handle import ENDED, RunHandle, store_location
 from .launcher import PID_FILE
 from .store import Store, open_store
-from .store.base import new_run_id
+from .store.base import RunInfo, new_run_id
 
 _MAX_BODY = 10 * 1024 * 1024  # bytes: a workflow is text, not data
 _RUN_OPTIONS = ("window", "timeout", "force")  # what a submission may set for its run
@@ -167,29 +167,24 @@ class Service:
         """Recent runs, newest first."""
         with self._store() as store:
             infos = store.runs(limit=200)
-        return {"runs": [self._summary(info.run_id, info) for info in infos]}
+            return {"runs": [self._summary(info.run_id, info, store) for info in infos]}
 
     def run(self, run_id: str) -> dict[str, Any]:
         """One run's state and outcome."""
         with self._store() as store:
-            info = store.find_run("", run_id)
-        if info is None and run_id not in self._since:
-            raise ApiError(404, f"no run {run_id!r}")
-        return self._summary(run_id, info)
+            return self._summary(run_id, self._known(store, run_id), store)
 
     def report(self, run_id: str) -> dict[str, Any]:
         """The run's report (as recorded so far)."""
         from .report import Report
 
-        self.run(run_id)
         with self._store() as store:
-            if store.find_run("", run_id) is None:
+            if self._known(store, run_id) is None:
                 raise ApiError(409, f"run {run_id!r} has not begun yet")
             return Report.from_store(store, run_id).to_dict()
 
     def graph(self, run_id: str) -> dict[str, Any]:
         """The run's jobs and their requirements (all of them, not only those that ran)."""
-        self.run(run_id)
         known = self.folder / run_id / "graph.json"
         if known.exists():
             return {"jobs": json.loads(known.read_text(encoding="utf-8"))}
@@ -200,10 +195,12 @@ class Service:
         """A job's output from ``offset`` on, and whether more may come."""
         if stream not in ("stdout", "stderr"):
             raise ApiError(400, f"stream is stdout or stderr, not {stream!r}")
-        state = self.run(run_id)["state"]
         with self._store() as store:
+            info = self._known(store, run_id)
             text = store.output(run_id, job, stream)
-            ended = state in ENDED or job in store.job_ends(run_id)
+            ended = self._handle(run_id, store).state_of(info) in ENDED or job in store.job_ends(
+                run_id
+            )
         return {"text": text[offset:], "offset": len(text), "ended": ended}
 
     def abort(self, run_id: str) -> dict[str, Any]:
@@ -243,12 +240,17 @@ class Service:
         since = self._since.get(run_id, 0.0)
         return RunHandle(run_id, self.store_path, pid=pid, since=since, opened=store)
 
-    def _summary(self, run_id: str, info: Any) -> dict[str, Any]:
-        with self._store() as store:
-            state = self._handle(run_id, store).state
+    def _known(self, store: Store, run_id: str) -> RunInfo | None:
+        """The run's record; None for one started here that has not begun; else a 404."""
+        info = store.find_run("", run_id)
+        if info is None and run_id not in self._since:
+            raise ApiError(404, f"no run {run_id!r}")
+        return info
+
+    def _summary(self, run_id: str, info: RunInfo | None, store: Store) -> dict[str, Any]:
         return {
             "run_id": run_id,
-            "state": state,
+            "state": self._handle(run_id, store).state_of(info),
             "scheduler": info.scheduler if info else None,
             "started_at": info.started_at if info else None,
             "ended_at": info.ended_at if info else None,
