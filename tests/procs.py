@@ -3,35 +3,65 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 
 
-def live_processes_with(marker: str) -> list[int]:
-    """PIDs of live (non-zombie) processes whose command line contains ``marker``."""
+def live_processes(match: Callable[[bytes], bool]) -> list[int]:
+    """PIDs of live (non-zombie) processes whose raw command line (NUL-separated) matches."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+                cmdline = f.read()
             with open(f"/proc/{pid}/stat", "rb") as f:
                 state = f.read().rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if marker in cmdline and state != b"Z":
+        if state != b"Z" and match(cmdline):
             found.append(int(pid))
     return found
 
 
-def wait_until_gone(marker: str, seconds: float = 5.0) -> list[int]:
-    """Wait up to ``seconds`` for processes matching ``marker`` to end; return survivors."""
+def live_processes_with(marker: str) -> list[int]:
+    """PIDs of live (non-zombie) processes whose command line contains ``marker``."""
+    return live_processes(
+        lambda cmdline: marker in cmdline.replace(b"\0", b" ").decode(errors="replace")
+    )
+
+
+def exactly(argv: list[str]) -> Callable[[bytes], bool]:
+    """A match for processes whose command line is exactly ``argv``."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    return lambda cmdline: cmdline == wanted
+
+
+def wait_until_gone(marker: str | Callable[[bytes], bool], seconds: float = 5.0) -> list[int]:
+    """Wait up to ``seconds`` for matching processes to end; return the survivors.
+
+    ``marker``: text their command line contains, or a match such as :func:`exactly`.
+    """
     deadline = time.monotonic() + seconds
     while True:
-        alive = live_processes_with(marker)
+        alive = live_processes_with(marker) if isinstance(marker, str) else live_processes(marker)
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.05)
+
+
+def jobgraph_cli(*args: str, cwd: str | os.PathLike[str] | None = None, timeout: float = 120):
+    """Run the ``jobgraph`` command in a child process; its completed process."""
+    return subprocess.run(
+        [sys.executable, "-m", "jobgraph", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def children_of(parent: int) -> list[int]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+from procs import jobgraph_cli
 
 BUILD = textwrap.dedent(
     """
@@ -36,13 +37,7 @@ BUILD = textwrap.dedent(
 
 
 def jobgraph(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobgraph", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return jobgraph_cli(*args, cwd=cwd)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +13,7 @@ import pytest
 
 import jobgraph as jg
 from jobgraph.client import ServerError
-from procs import wait_until_gone
+from procs import jobgraph_cli, wait_until_gone
 from server.serverproc import TOKEN, ServerProcess
 
 WORKFLOW = """
@@ -204,13 +203,7 @@ def test_command_line_against_a_server(server, tmp_path):
     common = ["--server", server.url, "--token", TOKEN]
 
     def jobgraph(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "jobgraph", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
+        return jobgraph_cli(*args, cwd=tmp_path, timeout=60)
 
     submitted = jobgraph("submit", str(workflow), *common)
     assert submitted.returncode == 0, submitted.stderr
@@ -231,13 +224,7 @@ def test_command_line_in_the_background_without_a_server(tmp_path):
     store = str(tmp_path / "s.db")
 
     def jobgraph(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "jobgraph", *args, "--store", store],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
+        return jobgraph_cli(*args, "--store", store, cwd=tmp_path, timeout=60)
 
     submitted = jobgraph("submit", str(workflow))
     assert submitted.returncode == 0, submitted.stderr

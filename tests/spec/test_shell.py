@@ -3,42 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
 import pytest
 
 import jobgraph as jg
+from procs import exactly, wait_until_gone
 from spec.helpers_proc import record_of
 
 
-def _processes_with_argv(argv: list[str]) -> list[int]:
-    """Pids of live (non-zombie) processes whose command line is exactly ``argv``."""
-    wanted = "\0".join(argv).encode() + b"\0"
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read()
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                status = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if cmdline == wanted and status != b"Z":
-            found.append(int(pid))
-    return found
-
-
 def _wait_until_gone(argv: list[str], seconds: float = 3.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while True:
-        left = _processes_with_argv(argv)
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.05)
+    return wait_until_gone(exactly(argv), seconds)
 
 
 # -- commands and results ----------------------------------------------------------------

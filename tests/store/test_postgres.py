@@ -6,11 +6,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 import jobgraph as jg
 from jobgraph.store import RunLockedError, open_store
+from procs import jobgraph_cli
 from store import pg
 
 
@@ -22,6 +24,17 @@ def url():
 
 def add(a: int, b: int) -> int:
     return a + b
+
+
+def run_around(disruption: Callable[[], None], url: str) -> None:
+    """Five jobs, ``disruption`` as a job, five more: the run goes on and records all."""
+    jobs = [jg.Job(add, k, 1, name=f"before{k}") for k in range(5)]
+    middle = jg.Job(disruption, name="disruption", requires=jobs)
+    after = [jg.Job(add, k, 2, name=f"after{k}", requires=[middle]) for k in range(5)]
+    report = jg.Scheduler(*after, name="pg").run(store=url)
+    assert report.ok, report.why()
+    stored = jg.Report.from_store(open_store(url), report.run_id)
+    assert stored.counts == {jg.State.SUCCEEDED: 11}
 
 
 def test_runs_are_recorded_and_reruns_are_incremental(url):
@@ -100,13 +113,7 @@ def test_a_lost_connection_mid_run_is_retried_and_nothing_is_lost(url):
                 "WHERE application_name = 'jobgraph' AND pid <> pg_backend_pid()"
             )
 
-    jobs = [jg.Job(add, k, 1, name=f"before{k}") for k in range(5)]
-    cutter = jg.Job(cut, name="cut", requires=jobs)
-    after = [jg.Job(add, k, 2, name=f"after{k}", requires=[cutter]) for k in range(5)]
-    report = jg.Scheduler(*after, name="pg").run(store=url)
-    assert report.ok, report.why()
-    stored = jg.Report.from_store(open_store(url), report.run_id)
-    assert stored.counts == {jg.State.SUCCEEDED: 11}
+    run_around(cut, url)
 
 
 def test_past_the_retry_budget_it_is_a_store_error(monkeypatch):
@@ -129,13 +136,7 @@ def test_the_command_line_works_unchanged(url, tmp_path):
     workflow.write_text("jobs:\n  hello:\n    shell: echo hello\n")
 
     def jobgraph(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "jobgraph", *args, "--store", url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
+        return jobgraph_cli(*args, "--store", url, cwd=tmp_path, timeout=60)
 
     ran = jobgraph("run", str(workflow), "-q")
     assert ran.returncode == 0, ran.stderr
@@ -242,13 +243,7 @@ def test_a_database_restart_mid_run_is_ridden_out(url):
             timeout=60,
         )
 
-    jobs = [jg.Job(add, k, 1, name=f"before{k}") for k in range(5)]
-    cut = jg.Job(restart, name="restart", requires=jobs)
-    after = [jg.Job(add, k, 2, name=f"after{k}", requires=[cut]) for k in range(5)]
-    report = jg.Scheduler(*after, name="pg").run(store=url)
-    assert report.ok, report.why()
-    stored = jg.Report.from_store(open_store(url), report.run_id)
-    assert stored.counts == {jg.State.SUCCEEDED: 11}
+    run_around(restart, url)
 
 
 def test_a_run_on_postgresql_can_go_to_the_background(url):
