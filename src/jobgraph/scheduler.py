@@ -11,7 +11,7 @@ from . import graph
 from . import options as _opt
 from . import plan as _plan
 from .job import SCHEDULER, Job, iter_jobs
-from .state import State
+from .state import TERMINAL, State
 
 if TYPE_CHECKING:
     from .handle import RunHandle
@@ -365,17 +365,11 @@ def run_in_new_loop(main: Any, grace: float) -> Any:
             loop.close()
 
 
-# Ended work first, then what is under way, as in "3 succeeded + 1 running + 2 pending".
+# Ended work first, then what is under way, as in "3 succeeded + 1 running + 2 pending":
+# the terminal states in their order, then the others from the furthest along back.
 _STATS_ORDER = (
-    State.SUCCEEDED,
-    State.UP_TO_DATE,
-    State.FAILED,
-    State.TIMED_OUT,
-    State.CANCELLED,
-    State.SKIPPED,
-    State.RUNNING,
-    State.READY,
-    State.PENDING,
+    *(s for s in State if s in TERMINAL),
+    *reversed([s for s in State if s not in TERMINAL]),
 )
 
 
