@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
+from .recorder import local_pid, pid_alive
 from .store import Store, open_store
 from .store.base import RunInfo, new_run_id
 
@@ -182,7 +182,7 @@ class RunHandle(Following):
         pid = self._pid
         if pid is None:
             info = self.store.find_run("", self.run_id)
-            pid = _local_pid(info.owner if info else None)
+            pid = local_pid(info.owner if info else None)
         if pid is None:
             raise RuntimeError(
                 f"run {self.run_id} is not run by a process of this machine: abort it "
@@ -223,7 +223,7 @@ class RunHandle(Following):
             return _pid_alive(self._pid, child=True)
         if self._since and time.time() - self._since < _START_WAIT:
             return None  # (re)started moments ago, its process not known yet: no verdict
-        pid = _local_pid(owner)
+        pid = local_pid(owner)
         if pid is not None:
             return _pid_alive(pid, child=False)
         if lease_until is not None:
@@ -329,32 +329,13 @@ def _name(job: Any) -> str:
     return job if isinstance(job, str) else str(job.name)
 
 
-def _local_pid(owner: str | None) -> int | None:
-    """The pid in a lease holder (``host:pid:tag``) when it is a process of this machine."""
-    if not owner:
-        return None
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
-
-
 def _pid_alive(pid: int, child: bool) -> bool:
     if child:
         with contextlib.suppress(ChildProcessError):
             done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own child once it ended
             if done:
                 return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+    return pid_alive(pid)
 
 
 def _resume_from_origin(handle: RunHandle) -> RunHandle:

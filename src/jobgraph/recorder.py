@@ -64,21 +64,34 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def local_pid(holder: str | None) -> int | None:
+    """The pid in a lease holder (``host:pid:tag``) when it is a process of this machine."""
+    if not holder:
+        return None
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` lives (a zombie, never reaped where PID 1 does not, is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
 def _dead_on_this_host(holder: str | None) -> bool:
     """True when ``holder`` names a process of this machine that no longer exists."""
-    if not holder:
-        return False
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    pid = local_pid(holder)
+    return pid is not None and not pid_alive(pid)
 
 
 class Recorder:
