@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -252,8 +254,9 @@ def submit(scheduler: Scheduler, options: dict[str, Any]) -> RunHandle:
     )
     now = time.time()
     pid = os.fork()
-    if pid == 0:  # the child: run, then leave without running the caller's exit handlers
-        _run_detached(scheduler, {**options, "store": path, "run_id": run_id})
+    if pid == 0:  # the child
+        child_options = {**options, "store": path, "run_id": run_id}
+        run_in_child(lambda: scheduler.run(**child_options).exit_code)
     handle = RunHandle(
         run_id, path, pid=pid, scheduler=scheduler, options={**options, "store": path}, since=now
     )
@@ -261,27 +264,39 @@ def submit(scheduler: Scheduler, options: dict[str, Any]) -> RunHandle:
     return handle
 
 
-def _run_detached(scheduler: Scheduler, options: dict[str, Any]) -> None:
+def run_in_child(body: Callable[[], int], log: str | None = None, niceness: int = 0) -> None:
+    """What a forked run process does, then exits with ``body()``'s exit code.
+
+    Its own session (the caller's Ctrl-C and exit do not reach it); SIGINT is a first
+    Ctrl-C (what ``abort()`` sends); its own output goes to ``log`` (or nowhere); it leaves
+    with ``os._exit``, never running the exit handlers of the process it was forked from.
+    """
     code = 1
     try:
-        os.setsid()  # its own session: the caller's Ctrl-C and exit do not reach it
-        _quiet()
+        os.setsid()
+        if niceness:
+            os.nice(niceness)
+        _redirect(log)
         asyncio.events._set_running_loop(None)  # forked from inside a running loop, maybe
         signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the run waits for its commands
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        code = scheduler.run(**options).exit_code
+        code = body()
     except BaseException:
+        traceback.print_exc()  # into the log, if there is one
         code = 1
     finally:
+        sys.stderr.flush()
         os._exit(code)
 
 
-def _quiet() -> None:
-    """The run writes to its store, not to the caller's terminal."""
+def _redirect(log: str | None) -> None:
+    """No input; output to ``log`` (appended) or nowhere: never the caller's terminal."""
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if log else devnull
+    os.dup2(devnull, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
 
 
 def _resumed_id(options: dict[str, Any], path: str, scheduler: Scheduler) -> str | None:

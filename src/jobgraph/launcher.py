@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import sys
-import traceback
 from typing import Any
 
 PID_FILE = "run.pid"
@@ -29,7 +28,7 @@ RUN_NICENESS = 5  # runs yield the processor to the server that answers about th
 def main() -> None:
     """Read requests from stdin, fork a run for each, reply on stdout."""
     # Imported once here, not in every run: each run is a fork of this process.
-    from . import fingerprint, flows, recorder, report, runner, workflow  # noqa: F401
+    from . import fingerprint, flows, handle, recorder, report, runner, workflow  # noqa: F401
     from .store import sqlite  # noqa: F401
 
     modules = json.loads(sys.argv[1]) if len(sys.argv) > 1 else []
@@ -49,20 +48,10 @@ def main() -> None:
 
 
 def _run(request: dict[str, Any]) -> None:
-    code = 1
-    try:
-        os.setsid()
-        os.nice(RUN_NICENESS)  # the API stays responsive while runs use every core
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the run waits for its commands
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # abort() sends SIGINT
+    from .handle import run_in_child
+
+    def body() -> int:
         os.chdir(request["folder"])
-        # Its own output goes to run.log in its folder: a run that cannot even begin
-        # (the store unreachable, a bug) says why there.
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        log = os.open(LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(devnull, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
         scheduler = build(request)
         options = dict(request.get("options") or {})
         if options.get("executor") is not None:
@@ -71,13 +60,12 @@ def _run(request: dict[str, Any]) -> None:
             options["executor"] = executor_from_text(options["executor"])
         if request.get("resume"):
             options["resume"] = request["run_id"]
-        code = scheduler.run(store=request["store"], run_id=request["run_id"], **options).exit_code
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        sys.stderr.flush()
-        os._exit(code)
+        report = scheduler.run(store=request["store"], run_id=request["run_id"], **options)
+        return int(report.exit_code)
+
+    # Its own output goes to run.log in its folder: a run that cannot even begin (the
+    # store unreachable, a bug) says why there. Runs yield the processor to the server.
+    run_in_child(body, log=os.path.join(request["folder"], LOG_FILE), niceness=RUN_NICENESS)
 
 
 def build(request: dict[str, Any]) -> Any:
