@@ -203,13 +203,10 @@ def remote_logs(
     run_id: str, job: str, server: str, token: str | None, stream: str, follow: bool
 ) -> None:
     """``jobgraph logs RUN JOB --server URL``: print (and follow) a job's output."""
+    from .handle import ENDED
+    from .logs import following
+
     handle = _handle(run_id, server, token, DEFAULT_STORE)
     read = handle.fresh_stdout if stream == "stdout" else handle.fresh_stderr
-    while True:
-        ended = not follow or handle.state in ("succeeded", "failed", "aborted")
-        text = read(job)
-        if text:
-            click.echo(text, nl=False)
-        if ended:
-            return
-        time.sleep(0.25)
+    for text in following(lambda: read(job), lambda: handle.state in ENDED, follow):
+        click.echo(text, nl=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 POLL = 0.25  # seconds between looks at the store while following
@@ -12,13 +12,24 @@ POLL = 0.25  # seconds between looks at the store while following
 def follow_output(store: Any, run_id: str, job: str, stream: str, follow: bool) -> Iterator[str]:
     """Yield a job's output; with ``follow``, keep yielding until the job has ended."""
     shown = 0
+
+    def fresh() -> str:
+        nonlocal shown
+        text: str = store.output(run_id, job, stream)
+        part, shown = text[shown:], len(text)
+        return part
+
+    return following(fresh, lambda: _ended(store, run_id, job), follow)
+
+
+def following(fresh: Callable[[], str], ended: Callable[[], bool], follow: bool) -> Iterator[str]:
+    """Yield what ``fresh()`` returns that is new; with ``follow``, until ``ended()``."""
     while True:
-        ended = not follow or _ended(store, run_id, job)
-        text = store.output(run_id, job, stream)
-        if len(text) > shown:
-            yield text[shown:]
-            shown = len(text)
-        if ended:  # checked before reading: what came with the end is shown too
+        over = not follow or ended()  # before reading: what came with the end is shown too
+        text = fresh()
+        if text:
+            yield text
+        if over:
             return
         time.sleep(POLL)
 

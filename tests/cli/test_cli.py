@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import textwrap
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -269,3 +271,27 @@ def test_resume_runs_the_same_selection(tmp_path: Path):
     run_id = json.loads(jobgraph("runs", "--json", cwd=tmp_path).stdout)[0]["run_id"]
     jobgraph("resume", run_id, "-q", cwd=tmp_path)
     assert (tmp_path / "log.txt").read_text() == "a\na\n"  # b was never selected
+
+
+def test_logs_follow_prints_output_as_it_comes_until_the_job_ends(tmp_path: Path):
+    (tmp_path / "talk.yaml").write_text(
+        "jobs:\n  talk:\n    shell: echo one; sleep 1.5; echo two\n"
+    )
+    running = subprocess.Popen(
+        [sys.executable, "-m", "jobgraph", "run", "talk.yaml", "-q"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        runs: list[dict[str, object]] = []
+        while not runs and time.monotonic() < deadline:
+            listed = jobgraph("runs", "--json", cwd=tmp_path)
+            runs = json.loads(listed.stdout) if listed.returncode == 0 else []
+            time.sleep(0.1)
+        followed = jobgraph("logs", str(runs[0]["run_id"]), "talk", "--follow", cwd=tmp_path)
+        assert followed.returncode == 0, followed.stderr
+        assert followed.stdout == "one\ntwo\n"  # it waited for the end of the job
+    finally:
+        running.wait(30)

@@ -289,3 +289,21 @@ def test_output_can_be_streamed_until_the_job_ends(client, server):
     assert (first + rest).decode() == "one\ntwo\n"
     assert first.decode() == "one\n"
     assert handle.wait(10) and handle.state == "succeeded"
+
+
+def test_command_line_follows_a_jobs_output_on_a_server(client, server, tmp_path):
+    handle = client.submit("jobs:\n  talk:\n    shell: echo one; sleep 1.5; echo two\n")
+    followed = jobgraph_cli(
+        "logs",
+        handle.run_id,
+        "talk",
+        "--follow",
+        "--server",
+        server.url,
+        "--token",
+        TOKEN,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout == "one\ntwo\n"
