@@ -12,8 +12,10 @@ Peers are imported inside their builder, so a child process only pays for its ow
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 from shapes import Dag
 
@@ -133,16 +135,17 @@ def build_floor(dag: Dag, kind: str) -> Runner:
 # -- asynciojobs ----------------------------------------------------------------------------
 
 
-def build_asynciojobs(dag: Dag, kind: str) -> Runner:
-    """Build ``asynciojobs.Job`` objects (one coroutine object each) and a ``Scheduler``.
+def _build_asynciojobs_api(dag: Dag, kind: str, module: str) -> Runner:
+    """Build ``Job`` objects (one coroutine object each) and a ``Scheduler`` of ``module``.
 
     asynciojobs only runs coroutines; for ``func`` each job's coroutine runs the no-op
     in the loop's default thread pool, as the floor does.
     """
     _check_kind(kind)
-    from asynciojobs import Job, Scheduler
+    api = importlib.import_module(module)
+    Job, Scheduler = api.Job, api.Scheduler
 
-    jobs: list[Job] = []
+    jobs: list[Any] = []
     for i in range(dag.n):
         coro = noop_coro() if kind == "coro" else in_thread(noop_func)
         jobs.append(Job(coro, required=[jobs[p] for p in dag.preds(i)]))
@@ -153,6 +156,16 @@ def build_asynciojobs(dag: Dag, kind: str) -> Runner:
         return scheduler.run() is True
 
     return run
+
+
+def build_asynciojobs(dag: Dag, kind: str) -> Runner:
+    """asynciojobs itself."""
+    return _build_asynciojobs_api(dag, kind, "asynciojobs")
+
+
+def build_compat_asynciojobs(dag: Dag, kind: str) -> Runner:
+    """The same script on ``jobgraph.compat.asynciojobs`` (only the import differs)."""
+    return _build_asynciojobs_api(dag, kind, "jobgraph.compat.asynciojobs")
 
 
 # -- dask -----------------------------------------------------------------------------------
@@ -187,6 +200,7 @@ IMPORTS: dict[str, tuple[str, ...]] = {
     "jobgraph-named": ("jobgraph",),
     "floor": (),
     "asynciojobs": ("asynciojobs",),
+    "compat-asynciojobs": ("jobgraph.compat.asynciojobs", "jobgraph.runner"),
     "dask": ("dask.threaded",),
 }
 """Modules each peer needs: imported before the clock starts, so build time excludes them."""
@@ -196,6 +210,7 @@ PEERS: dict[str, Builder] = {
     "jobgraph-named": build_jobgraph_named,
     "floor": build_floor,
     "asynciojobs": build_asynciojobs,
+    "compat-asynciojobs": build_compat_asynciojobs,
     "dask": build_dask,
 }
 """Peer name -> builder."""
