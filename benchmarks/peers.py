@@ -196,8 +196,8 @@ def build_dask(dag: Dag, kind: str) -> Runner:
 
 
 IMPORTS: dict[str, tuple[str, ...]] = {
-    "jobgraph": ("jobgraph",),
-    "jobgraph-named": ("jobgraph",),
+    "jobgraph": ("jobgraph", "jobgraph.runner"),
+    "jobgraph-named": ("jobgraph", "jobgraph.runner"),
     "floor": (),
     "asynciojobs": ("asynciojobs",),
     "compat-asynciojobs": ("jobgraph.compat.asynciojobs", "jobgraph.runner"),

@@ -178,7 +178,8 @@ class Core:
         self.state[i] = new
 
     def _make_ready(self, i: int) -> None:
-        self._set(i, _READY)
+        # Only ever called for a PENDING job (a legal move): no table lookup on this path.
+        self.state[i] = _READY
         self._push(i)
 
     def _push(self, i: int) -> None:
@@ -190,7 +191,7 @@ class Core:
             heapq.heappush(self._heap, (self._rank[i] if self._rank else (0.0,), i))
 
     def _to_running(self, i: int) -> None:
-        self._set(i, _RUNNING)
+        self.state[i] = _RUNNING  # dispatch hands out READY jobs only: a legal move
         if self._forever[i]:
             # A forever job satisfies its dependents once it is running (the first time).
             if not self._announced[i]:
