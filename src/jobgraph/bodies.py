@@ -56,9 +56,10 @@ class Attempt:
 class Pools:
     """Thread and worker-process pools shared by a run and its nested runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, process_workers: int | None = None) -> None:
         self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPool | None = None
+        self._process_workers = process_workers  # None: one per core
         self._remote: dict[int, DaskSession] = {}  # id(DaskExecutor) -> its open session
 
     @property
@@ -74,7 +75,7 @@ class Pools:
         if self._processes is None:
             from .executors.process import WorkerPool as ProcessPool  # multiprocessing: lazily
 
-            self._processes = ProcessPool()
+            self._processes = ProcessPool(self._process_workers)
         return self._processes
 
     def close(self) -> None:
@@ -181,6 +182,10 @@ class BodyStarter:
         self, i: int, attempt: Attempt, result: Any, exc: BaseException | None
     ) -> None:
         ours = attempt.timed_out or attempt.cancelled
+        if exc is None and not ours:  # the common case, straight to the record
+            if self._active.get(i) is attempt:
+                self._ended(i, _SUCCEEDED, result=result)
+            return
         if ours:
             _clear_cancels(attempt.future)  # whether the job re-raised them or not
         note = None

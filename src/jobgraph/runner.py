@@ -65,6 +65,7 @@ class Runner(BodyStarter):
         on_event: Any = None,
         source: Any = None,
         run_id: str | None = None,
+        processes: int | None = None,
     ) -> None:
         from . import options as _opt
         from .scheduler import _check_window
@@ -97,7 +98,9 @@ class Runner(BodyStarter):
         )
         self.force = force
         self.run_id = run_id  # chosen by the caller (a run submitted in the background)
-        self.shared: Pools = parent.shared if parent is not None else Pools()
+        # processes: how many worker processes (default one per core); the artron layer
+        # sets it to artron's nb_workers.
+        self.shared: Pools = parent.shared if parent is not None else Pools(processes)
         self.prefix = ""  # "outer/" for the jobs of a nested scheduler, in the store
         self.parent_name = ""
         self._beat: asyncio.TimerHandle | None = None

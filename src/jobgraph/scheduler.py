@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # Options a single run may override.
 RUN_OPTIONS = ("window", "timeout", "resources", "store", "executor", "resume", "force")
 # Options for jobgraph's own callers (the command line, submit()), not in the API.
-_EXTRA_OPTIONS = frozenset({"kill_grace", "on_event", "source", "run_id"})
+_EXTRA_OPTIONS = frozenset({"kill_grace", "on_event", "source", "run_id", "processes"})
 
 
 class Scheduler(Job):
