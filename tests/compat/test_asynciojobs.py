@@ -312,7 +312,9 @@ def test_requiring_a_job_outside_the_scheduler_is_a_clear_error() -> None:
     outside = Job(asyncio.sleep(0), label="outside")
     inside = Job(asyncio.sleep(0), label="inside", required=outside)
     sched = PureScheduler(inside)
-    with pytest.raises(ValueError, match="requires <Job `outside`>, which is not in this"):
+    with pytest.raises(
+        ValueError, match="requires <Job `outside`>, which is not in scheduler 'PureScheduler'"
+    ):
         sched.run()
     assert not sched.sanitize()  # drops it
     assert sched.run()
@@ -428,3 +430,143 @@ def test_set_debug_reports_what_runs(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_orchestrate_is_run_and_an_empty_scheduler_is_fine() -> None:
     assert PureScheduler().orchestrate() is True
+
+
+# -- corner cases found in review -----------------------------------------------------
+
+
+async def tick(ticks: list[int], period: float = 0.01) -> None:
+    while True:
+        ticks.append(1)
+        await asyncio.sleep(period)
+
+
+def test_a_scheduler_of_forever_jobs_runs_them_until_the_first_one_ends() -> None:
+    ticks: list[int] = []
+    ends = Job(asyncio.sleep(0.2, result="ended"), forever=True, label="ends")
+    sched = PureScheduler(Job(tick(ticks), forever=True), ends, timeout=5)
+    begin = time.monotonic()
+    assert sched.run() is True
+    assert 0.15 < time.monotonic() - begin < 3
+    assert ends.result() == "ended" and len(ticks) > 3
+
+
+def test_a_nested_forever_scheduler_monitors_while_the_main_work_runs() -> None:
+    ticks: list[int] = []
+    monitor = Scheduler(Job(tick(ticks), forever=True), forever=True, label="monitor")
+    main = Scheduler(monitor, Job(asyncio.sleep(0.2)))
+    assert main.run() is True
+    assert len(ticks) > 3
+
+
+def test_a_forever_job_required_only_by_a_forever_job_does_not_hold_the_run() -> None:
+    ticks: list[int] = []
+    first = Job(tick(ticks), forever=True, label="first")
+    second = Job(tick(ticks), forever=True, label="second", required=first)
+    sched = PureScheduler(first, second, Job(asyncio.sleep(0.1)), timeout=5)
+    begin = time.monotonic()
+    assert sched.run() is True
+    assert time.monotonic() - begin < 3
+    assert first.is_running() and not second.is_running()  # it waits for first to be done
+    second.close()
+
+
+def test_repeated_labels_never_clash_with_one_another() -> None:
+    jobs = [Job(asyncio.sleep(0), label=label) for label in ("a", "a", "a-2")]
+    sched = PureScheduler(*jobs)
+    assert sched.run()
+    assert sched.last_report is not None
+    assert sorted(r["name"] for r in sched.last_report.to_dict()["jobs"]) == ["a", "a-2", "a-2-2"]
+
+
+class Grumpy(Job):
+    async def co_shutdown(self) -> None:
+        raise OSError("cannot close")
+
+
+class Plain(Job):
+    closed = False
+
+    def co_shutdown(self) -> None:  # type: ignore[override]  # not async: works too
+        Plain.closed = True
+
+
+def test_a_failing_shutdown_is_a_warning_naming_the_job() -> None:
+    sched = PureScheduler(Grumpy(asyncio.sleep(0), label="grumpy"), Plain(asyncio.sleep(0)))
+    with pytest.warns(RuntimeWarning, match=r"<Grumpy `grumpy`>.co_shutdown\(\) raised OSError"):
+        assert sched.run() is True
+    assert Plain.closed
+
+
+def test_windows_and_timeouts_mean_what_they_meant_in_asynciojobs() -> None:
+    group = {"now": 0, "peak": 0}
+    assert PureScheduler(*(Counting(group, 0.02) for _ in range(4)), jobs_window=1.5).run()
+    assert group["peak"] == 2  # a queue of size 1.5 is full at 2
+    assert PureScheduler(Job(asyncio.sleep(0)), jobs_window=-1).run()
+    never = Job(asyncio.sleep(0))
+    expired = PureScheduler(never, timeout=0)
+    assert expired.run() is False and expired.failed_time_out() and never.is_idle()
+    never.close()
+    odd = Scheduler(Job(asyncio.sleep(0)), jobs_window="2", label="named")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"scheduler 'named': jobs_window must be a number"):
+        odd.run()
+    odd.close_all_jobs()
+
+
+def test_a_cycle_in_a_nested_scheduler_is_found_before_anything_runs() -> None:
+    log: list[str] = []
+    a, b = Job(say(log, "a"), label="a"), Job(say(log, "b"), label="b")
+    a.requires(b)
+    b.requires(a)
+    main = PureScheduler(Sequence(Job(say(log, "first"), label="first"), Scheduler(a, b)))
+    with pytest.raises(ValueError, match=r"form a cycle: (a -> b -> a|b -> a -> b)"):
+        main.run()
+    assert log == [] and main.last_report is None
+    main.close_all_jobs()
+    a.close()
+    b.close()
+
+
+def test_a_top_level_cycle_is_told_with_labels() -> None:
+    a, b = Job(asyncio.sleep(0), label="x"), Job(asyncio.sleep(0), label="x")
+    a.requires(b)
+    b.requires(a)
+    with pytest.raises(ValueError, match="form a cycle: x -> x -> x"):
+        PureScheduler(a, b).run()
+    a.close()
+    b.close()
+
+
+def test_job_sets_have_the_set_methods_scripts_use() -> None:
+    sched, (top, left, right, bottom) = diamond()
+    assert sched.jobs.difference({top}) == {left, right, bottom}
+    assert bottom.required.issubset(sched.jobs) and sched.jobs.issuperset(bottom.required)
+    assert sched.jobs.intersection([left, top]) == {top, left}
+    assert list(sched.jobs.union([top])) == [top, left, right, bottom]  # order kept
+    sched.close_all_jobs()
+
+
+def test_a_job_raising_cancelled_error_itself_has_it_as_its_exception() -> None:
+    async def gives_up() -> None:
+        raise asyncio.CancelledError("giving up")
+
+    job = Job(gives_up(), label="quitter")
+    sched = PureScheduler(job)
+    assert sched.run() is False and sched.failed_critical()
+    assert isinstance(job.raised_exception(), asyncio.CancelledError)
+
+
+def test_a_job_waiting_for_a_slot_when_the_run_stops_stays_scheduled() -> None:
+    waiting = Job(asyncio.sleep(0), label="waiting")
+    sched = PureScheduler(Job(fail(0.05)), waiting, jobs_window=1)
+    assert sched.run() is False
+    assert waiting.is_scheduled() and not waiting.is_running()
+    waiting.close()
+
+
+def test_run_inside_an_event_loop_names_co_run() -> None:
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match=r"use 'await co_run\(\)'"):
+            PureScheduler().run()
+
+    asyncio.run(main())

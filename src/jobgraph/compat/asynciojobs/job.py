@@ -65,6 +65,51 @@ class JobSet(MutableSet[Any]):
     def __repr__(self) -> str:
         return "{" + ", ".join(map(repr, self._items)) + "}"
 
+    # The methods of ``set`` that scripts call, beyond the operators of the ABC.
+    def union(self, *others: Iterable[Any]) -> JobSet:
+        """The jobs of this set and of ``others``."""
+        result = self.copy()
+        for other in others:
+            result.update(other)
+        return result
+
+    def intersection(self, *others: Iterable[Any]) -> JobSet:
+        """The jobs of this set that are in every one of ``others``."""
+        keep = [set(other) for other in others]
+        return JobSet(j for j in self._items if all(j in k for k in keep))
+
+    def difference(self, *others: Iterable[Any]) -> JobSet:
+        """The jobs of this set that are in none of ``others``."""
+        drop = set().union(*others)
+        return JobSet(j for j in self._items if j not in drop)
+
+    def symmetric_difference(self, other: Iterable[Any]) -> JobSet:
+        """The jobs in exactly one of the two sets."""
+        theirs = JobSet(other)
+        return JobSet(
+            [*(j for j in self if j not in theirs), *(j for j in theirs if j not in self)]
+        )
+
+    def issubset(self, other: Iterable[Any]) -> bool:
+        """Whether every job of this set is in ``other``."""
+        return self <= JobSet(other)
+
+    def issuperset(self, other: Iterable[Any]) -> bool:
+        """Whether every job of ``other`` is in this set."""
+        return self >= JobSet(other)
+
+    def intersection_update(self, *others: Iterable[Any]) -> None:
+        """Keep only the jobs that are in every one of ``others``."""
+        self._items = self.intersection(*others)._items
+
+    def difference_update(self, *others: Iterable[Any]) -> None:
+        """Remove the jobs that are in any of ``others``."""
+        self._items = self.difference(*others)._items
+
+    def symmetric_difference_update(self, other: Iterable[Any]) -> None:
+        """Keep the jobs in exactly one of the two sets."""
+        self._items = self.symmetric_difference(other)._items
+
     # Set operators of the ABC rebuild through this, keeping the order.
     @classmethod
     def _from_iterable(cls, it: Iterable[Any]) -> JobSet:
@@ -177,8 +222,8 @@ class AbstractJob:
         """True once its requirements are met (it may still wait for a window slot)."""
         if self._phase != IDLE or self._running:
             return True
-        node = self._node
-        return node is not None and node.state is State.READY
+        node = self._node  # READY: waits for a slot; RUNNING: its body is about to start
+        return node is not None and (node.state is State.READY or node.state is State.RUNNING)
 
     def is_running(self) -> bool:
         """True once it got a window slot and started (and still once done)."""
@@ -236,9 +281,9 @@ class AbstractJob:
 
     def standalone_run(self) -> Any:
         """Run just this job's ``co_run()`` in a new event loop (for debugging)."""
-        from ...scheduler import run_in_new_loop
+        from .purescheduler import in_new_loop
 
-        return run_in_new_loop(self.co_run(), 1.0)
+        return in_new_loop(self.co_run, "standalone_run", "co_run")
 
     # -- representations --------------------------------------------------------------
 

@@ -24,7 +24,7 @@ def _is_scheduler(job: Any) -> bool:
 def number(sched: PureScheduler) -> None:
     """Give every job, nested ones included, its number in topological order."""
     total = sched._total_length()
-    width = len(str(max(total, 1)))
+    width = len(str(max(total - 1, 1)))  # asynciojobs' width: 1..9 jobs, then 10..99
     _number_from(sched, 1, width)
 
 
@@ -153,6 +153,8 @@ def _dot_body(sched: PureScheduler) -> str:
         if _is_scheduler(job):
             out.append(f"subgraph {job.dot_cluster_name()} {{\n")  # type: ignore[attr-defined]
             out.append(f"graph [{_attributes(job.dot_style())}];\n")
+            if not job.jobs:  # type: ignore[attr-defined]
+                out.append(f'{job.repr_id()} [label="(empty)",shape=plaintext];\n')
             out.append(_dot_body(job))  # type: ignore[arg-type]
             out.append("}\n")
         else:

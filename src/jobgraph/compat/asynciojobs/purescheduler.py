@@ -6,13 +6,14 @@ hands the graph to :mod:`.engine`, which runs it as a :class:`jobgraph.Scheduler
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ... import graph as _graph
 from ...scheduler import run_in_new_loop
-from . import engine, listing
+from . import engine, listing, shutdown
 from .job import AbstractJob, JobSet
 from .sequence import flatten
 
@@ -28,6 +29,17 @@ def set_debug(debug: bool) -> None:
     """Make every scheduler report what it does, as ``verbose=True`` does for one."""
     global _DEBUG
     _DEBUG = bool(debug)
+
+
+def in_new_loop(coroutine_function: Any, name: str, instead: str) -> Any:
+    """Run a coroutine in a new event loop; inside a running one, say what to await."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run_in_new_loop(coroutine_function(), _GRACE)
+    raise RuntimeError(
+        f"{name}() cannot be called from a running event loop; use 'await {instead}()' instead"
+    )
 
 
 class PureScheduler:
@@ -87,7 +99,7 @@ class PureScheduler:
 
     def failed_time_out(self) -> bool:
         """True if the last run stopped because of its timeout."""
-        return bool(self._failed_timeout)
+        return self._failed_timeout is not False  # the timeout itself may be 0
 
     def failed_critical(self) -> bool:
         """True if the last run stopped because a critical job raised."""
@@ -95,7 +107,7 @@ class PureScheduler:
 
     def why(self) -> str:
         """Why the last run failed, or ``"FINE"``."""
-        if self._failed_timeout:
+        if self._failed_timeout is not False:
             return f"TIMED OUT after {self._failed_timeout}s"
         if self._failed_critical:
             return "a CRITICAL job has raised an exception"
@@ -265,7 +277,7 @@ class PureScheduler:
 
     def run(self) -> Any:
         """Run in a new event loop; see :meth:`co_run`. ``orchestrate`` is the same."""
-        return run_in_new_loop(self.co_run(), _GRACE)
+        return in_new_loop(self.co_run, "run", "co_run")
 
     orchestrate = run
 
@@ -280,7 +292,7 @@ class PureScheduler:
 
     def shutdown(self) -> bool:
         """Run :meth:`co_shutdown` in a new event loop."""
-        return bool(run_in_new_loop(self.co_shutdown(), _GRACE))
+        return bool(in_new_loop(self.co_shutdown, "shutdown", "co_shutdown"))
 
     async def co_shutdown(self) -> bool:
         """Await every job's ``co_shutdown()``, within ``shutdown_timeout`` seconds.
@@ -291,7 +303,7 @@ class PureScheduler:
         if self._did_shutdown:
             return True
         self._did_shutdown = True
-        return await engine.shut_down(self)
+        return await shutdown.shut_down(self)
 
     # -- listings and graphs ----------------------------------------------------------
 
@@ -394,9 +406,9 @@ class PureScheduler:
     def _talks(self) -> bool:
         return bool(self.verbose or _DEBUG)
 
-    def _log(self, message: str) -> None:
-        """Verbose output, timed by the watch when there is one."""
-        if not self._talks():
+    def _log(self, message: str, force: bool = False) -> None:
+        """Verbose output (``force``: always), timed by the watch when there is one."""
+        if not (force or self._talks()):
             return
         if self.watch is not None:
             self.watch.print_elapsed()

@@ -1,0 +1,81 @@
+"""Forever jobs, as asynciojobs runs them, on jobgraph's forever jobs.
+
+asynciojobs does not wait for forever jobs and cancels them once the other jobs are done,
+as jobgraph does; but a job that requires a forever job waits for it to be *done*, where
+jobgraph starts it once the forever job *runs*. So:
+
+- a forever job that some finite job needs (directly or through other jobs) is waited
+  for: it becomes an ordinary jobgraph job;
+- the others stay jobgraph forever jobs; when one of them requires another, jobgraph is
+  not told (it would start it early): the job's body first waits for the other's end;
+- a scheduler of forever jobs only runs them until the first one ends (asynciojobs'
+  run ends at the first job that ends when none is finite): a finite stand-in job
+  waits for that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from .job import AbstractJob
+
+if TYPE_CHECKING:
+    from .purescheduler import PureScheduler
+
+
+class Plan:
+    """How one run treats its forever jobs."""
+
+    def __init__(self, jobs: list[AbstractJob], log: PureScheduler | None) -> None:
+        finite = [job for job in jobs if not job.forever]
+        everlasting = {job for job in jobs if job.forever}
+        self.log = log
+        self.kept = everlasting - _needed(finite, everlasting)  # stay jobgraph forever jobs
+        self.ended = {job: asyncio.Event() for job in self.kept}
+        self.first_end = asyncio.Event()
+        self.sentinel: Callable[[], Coroutine[Any, Any, None]] | None = (
+            self._first_end if everlasting and not finite else None
+        )
+
+    def dropped(self, job: AbstractJob, req: AbstractJob) -> bool:
+        """Whether the requirement edge is left out of jobgraph's graph (see above)."""
+        return job in self.kept and req in self.kept
+
+    async def _first_end(self) -> None:
+        await self.first_end.wait()
+
+
+def plan(jobs: list[AbstractJob], log: PureScheduler | None) -> Plan:
+    """The forever plan of a run of ``jobs``."""
+    return Plan(jobs, log)
+
+
+def _needed(finite: list[AbstractJob], everlasting: set[AbstractJob]) -> set[AbstractJob]:
+    """The forever jobs some finite job requires, directly or through other jobs."""
+    if not everlasting:
+        return set()
+    seen: set[AbstractJob] = set()
+    stack = list(finite)
+    while stack:
+        for req in stack.pop().required:
+            if req not in seen:
+                seen.add(req)
+                stack.append(req)
+    return seen & everlasting
+
+
+async def run_kept(job: AbstractJob, plan: Plan) -> Any:
+    """The body of a forever job kept as such: wait for the forever jobs it requires."""
+    from .engine import run_job
+
+    for req in job.required:
+        if req in plan.kept:
+            await plan.ended[req].wait()
+    try:
+        return await run_job(job, plan.log)
+    finally:
+        if job.is_done():  # returned or raised; a cancelled job is not done
+            plan.ended[job].set()
+            plan.first_end.set()
