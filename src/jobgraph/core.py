@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .state import FAILURE, SUCCESS, TERMINAL, State, check_transition
+from .state import FAILURE, SUCCESS, TERMINAL, TRANSITIONS, State, check_transition
 
 RUN_IF_SUCCESS, RUN_IF_DONE, RUN_IF_FAILURE = 0, 1, 2
 RUN_IF_CODES = {"success": RUN_IF_SUCCESS, "done": RUN_IF_DONE, "failure": RUN_IF_FAILURE}
@@ -258,7 +258,10 @@ class Core:
                         self._push(j)
 
     def _end(self, i: int, state: State) -> None:
-        self._set(i, state)
+        old = self.state[i]
+        if state not in TRANSITIONS[old]:  # _set, inlined: once per job on the hot path
+            check_transition(self.names[i], old, state)
+        self.state[i] = state
         if not self._forever[i]:
             self.unfinished -= 1
         self.ended.append(i)

@@ -26,7 +26,7 @@ from .bodies import Attempt, BodyStarter, Pools, seconds
 from .core import RUN_IF_CODES, Core, Spec
 from .errors import JobError, StoreError
 from .executors.shell import kill_all_groups
-from .job import CORO_OBJECT, SHELL, Job
+from .job import CORO_FUNCTION, CORO_OBJECT, SHELL, Job
 from .recorder import LEASE_SECONDS, Recorder, Resumed, fetch_outside_results, job_end
 from .state import State
 from .workers import WorkerPool
@@ -181,6 +181,7 @@ class Runner(BodyStarter):
         core = self.core
         if core.aborted is not None:
             return False
+        self._collect_ended()  # jobs ended since the last pump: stamped, recorded, flushed
         self._flush()
         # Chunks: a fan-out of a million quick jobs needs no million coroutines at once.
         ready = core.dispatch(max(_CHUNK - len(self._workers.queue), 1))
@@ -417,8 +418,12 @@ class Runner(BodyStarter):
         if self._durable:
             self.rec.started(self.prefix + job.name, job._attempts, job._t0)
         try:
-            args, kwargs = _arguments(job)
-            self._start_body(i, job, args, kwargs)
+            if job._kind == CORO_FUNCTION and not job._data_deps and self._remote is None:
+                # The common case, without the general dispatch of _start_body.
+                self._run_coroutine(i, job, job._fn(*job._args, **job._kwargs))
+            else:
+                args, kwargs = _arguments(job)
+                self._start_body(i, job, args, kwargs)
         except Exception as exc:
             self._ended(i, _FAILED, exc=exc)
 
@@ -513,8 +518,9 @@ class Runner(BodyStarter):
             self._retry(i, job)
         else:
             job._result = result if state is _SUCCEEDED else None
+            # Collected (end stamps, records) at the next pump, in one batch, before
+            # anything new starts and before the store is flushed.
             self.core.finish(i, state)
-            self._collect_ended()
             if self.core.aborted is not None and self.reason is None:
                 self.reason, self.stop_kind = self.core.aborted, "critical"
         self._wake()
