@@ -353,16 +353,21 @@ def run_in_new_loop(main: Any, grace: float) -> Any:
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(main)
     finally:
-        try:
-            leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in leftovers:
-                task.cancel()
-            if leftovers:
-                loop.run_until_complete(asyncio.wait(leftovers, timeout=grace + 1.0))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+        close_loop(loop, grace)
+
+
+def close_loop(loop: asyncio.AbstractEventLoop, grace: float) -> None:
+    """Cancel what is left on ``loop``, give it ``grace`` seconds, then close the loop."""
+    try:
+        leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.wait(leftovers, timeout=grace + 1.0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 # Ended work first, then what is under way, as in "3 succeeded + 1 running + 2 pending":

@@ -31,10 +31,27 @@ class Clock:
         return (began, time.time())
 
     def hang(self, pid_file: str, retry: int) -> str:
-        with open(pid_file, "w") as f:
+        """Write this process's id to ``pid_file`` (all at once), then sleep a minute."""
+        with open(pid_file + ".tmp", "w") as f:
             f.write(str(os.getpid()))
+        os.replace(pid_file + ".tmp", pid_file)
         time.sleep(60)
         return "woke up"
+
+    def gather(self, directory: str, count: int, retry: int) -> int:
+        """A barrier: wait until ``count`` calls are running at once, then return.
+
+        Each call leaves a file in ``directory``; all return once ``count`` files are
+        there. Raises ``TimeoutError`` after 60 seconds (fewer calls ran at once).
+        """
+        with open(os.path.join(directory, str(os.getpid())), "w"):
+            pass
+        deadline = time.monotonic() + 60
+        while len(os.listdir(directory)) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(os.listdir(directory))} of {count} ran at once")
+            time.sleep(0.02)
+        return count
 
 
 class Flaky:
@@ -64,3 +81,18 @@ class Fragile:
 
     def fine(self, retry: int) -> str:
         return "fine"
+
+
+class Odd:
+    """Methods whose outcome is hard to send back or to describe."""
+
+    def leave(self, code: int, retry: int) -> None:
+        raise SystemExit(code)
+
+    def lock(self, retry: int) -> object:
+        import threading
+
+        return threading.Lock()
+
+    def echo(self, value: object, retry: int) -> object:
+        return value

@@ -9,6 +9,8 @@ import logging
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 
 import jobgraph as jg
 from compat import artron_builders
-from compat.artron_builders import Bakery, Clock, Flaky, Fragile
+from compat.artron_builders import Bakery, Clock, Flaky, Fragile, Odd
 from jobgraph.compat.artron import Graph, Manager, Task, TaskDependenciesError
 from jobgraph.compat.artron.task import Task as TaskFromModule
 from jobgraph.compat.artron.utils import strdate, strgmtime
@@ -66,6 +68,33 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except OSError:
         return False
+
+
+def wait_for_file(path: str, seconds: float = 60) -> bool:
+    """Wait until ``path`` exists (a worker got that far); False after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def interrupt_once_there(path: str) -> threading.Thread:
+    """Ctrl-C (SIGINT to this process) once ``path`` exists: the task is running then."""
+
+    def interrupt() -> None:
+        if wait_for_file(path):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt, daemon=True)
+    thread.start()
+    return thread
+
+
+def read_pid(path: str) -> int:
+    with open(path) as f:
+        return int(f.read())
 
 
 def bakery_manager(**options: object) -> Manager:
@@ -163,6 +192,18 @@ def test_readme_example_records(bakery_run: tuple[Manager, dict[str, Any], set[i
         assert records[tid]["time_duration_str"] == "00:00:00"
 
 
+def test_report_and_record_keys_come_in_artrons_order(
+    bakery_run: tuple[Manager, dict[str, Any], set[int]],
+) -> None:
+    report = bakery_run[1]
+    assert list(report) == ["elapsed", "date_end", "date_start", "results", "exit_code", "tasks"]
+    assert list(report["results"]) == ["success", "failures", "deps", "nrun", "aborted", "ready"]
+    assert list(report["tasks"][0]) == [
+        *("tid", "inputs", "func", "require", "state", "results", "date_created"),
+        *("date_start", "date_end", "time_duration_str", "time_duration"),
+    ]
+
+
 def test_the_tasks_themselves_hold_the_outcome(
     bakery_run: tuple[Manager, dict[str, Any], set[int]],
 ) -> None:
@@ -219,6 +260,19 @@ def test_all_tasks_succeed_exit_code_zero_and_a_tasks_dict_of_ones_own() -> None
     assert mine["bread"].results == "heated bread"
 
 
+def test_a_task_whose_id_is_none_runs_and_is_reported_as_run() -> None:
+    progress = Progress()
+    manager = Manager(Bakery(), progress=progress)
+    manager.add(Task(None, {"item": "none"}, "heat"))  # type: ignore[arg-type]
+    manager.add(Task("after", {"item": "after"}, "heat", require=[None]))  # type: ignore[list-item]
+    report = manager.start()
+    assert report["exit_code"] == 0 and report["results"]["success"] == 2
+    unnamed = manager.tasks[None]  # type: ignore[index]
+    assert unnamed.state == Task.STATE_SUCCESS and unnamed.results == "heated none"
+    assert DATE.match(unnamed.date_start or "") and DATE.match(unnamed.date_end or "")
+    assert progress.n == 2
+
+
 def test_no_task_is_a_success() -> None:
     report = Manager(Bakery()).start()
     assert report["exit_code"] == 0 and report["tasks"] == []
@@ -254,32 +308,55 @@ def test_with_two_attempts_the_same_task_fails_and_its_dependent_is_not_run() ->
 
 def test_run_timeout_stops_a_long_task_and_leaves_no_process(tmp_path: os.PathLike[str]) -> None:
     pid_file = os.path.join(tmp_path, "pid")
-    manager = Manager(Clock(), run_timeout=2.5)
-    manager.add(Task("long", {"pid_file": pid_file}, "hang"))
-    manager.add(Task("after-long", {"seconds": 0}, "span", require=["long"]))
-    manager.add(Task("quick", {"seconds": 0.1}, "span"))
     before = spawned_children()
-    began = time.monotonic()
-    report = manager.start()
-    took = time.monotonic() - began
-    assert 2.5 <= took < 15
+    # The timeout must strike once the long task really runs (its pid file is there): on
+    # a machine too busy to start a worker in time, try again with a longer timeout.
+    for run_timeout in (2.5, 5.0, 10.0, 20.0):
+        manager = Manager(Clock(), run_timeout=run_timeout)
+        manager.add(Task("long", {"pid_file": pid_file}, "hang"))
+        manager.add(Task("after-long", {"seconds": 0}, "span", require=["long"]))
+        manager.add(Task("quick", {"seconds": 0.1}, "span"))
+        began = time.monotonic()
+        report = manager.start()
+        took = time.monotonic() - began
+        if os.path.exists(pid_file):
+            break
+    assert wait_for_file(pid_file, 0), "the long task never started, even in 20 s"
+    assert run_timeout <= took < run_timeout + 15
     assert report["results"] == {
-        "aborted": 1,
-        "deps": 0,
-        "failures": 0,
-        "nrun": 1,
-        "ready": 0,
         "success": 1,
+        "failures": 0,
+        "deps": 0,
+        "nrun": 1,
+        "aborted": 1,
+        "ready": 0,
     }
     long = manager.tasks["long"]
     assert long.state == Task.STATE_RUNNING and long.date_end is None
     assert DATE.match(long.date_start or "")
     assert manager.tasks["after-long"].state == Task.STATE_INIT
     assert report["exit_code"] == 1
-    with open(pid_file) as f:
-        pid = int(f.read())
-    assert not alive(pid)
+    assert not alive(read_pid(pid_file))
     assert spawned_children() <= before
+
+
+def test_a_second_start_runs_again_the_tasks_a_timeout_stopped() -> None:
+    manager = Manager(Clock(), nb_workers=1, run_timeout=1.0)
+    manager.add(Task("one", {"seconds": 30}, "span"))
+    manager.add(Task("two", {"seconds": 30}, "span"))
+    manager.add(Task("three", {"seconds": 0}, "span", require=["one", "two"]))
+    manager.start()
+    states = sorted(t.state for t in manager.tasks.values())
+    assert states == [Task.STATE_INIT, Task.STATE_READY, Task.STATE_RUNNING]
+    # Stopped, not failed: they run again (quickly, this time), and so does their dependent.
+    for tid in ("one", "two"):
+        manager.tasks[tid].inputs = {"seconds": 0}
+    manager.run_timeout = 60
+    report = manager.start()
+    assert report["results"]["success"] == 3 and report["exit_code"] == 0
+    for task in manager.tasks.values():
+        assert task.state == Task.STATE_SUCCESS and DATE.match(task.date_end or "")
+        assert task.results[0] <= task.results[1]  # this run's span, not a stale one
 
 
 def test_a_task_waiting_for_a_free_worker_at_the_timeout_is_ready() -> None:
@@ -303,20 +380,30 @@ def test_one_worker_runs_the_tasks_one_at_a_time() -> None:
         assert end <= start
 
 
-def test_more_workers_than_cores_run_that_many_tasks_at_once() -> None:
+def barrier_tasks(manager: Manager, count: int, directory: os.PathLike[str]) -> None:
+    """``count`` tasks that each wait until all ``count`` run at once (60 s at most)."""
+    for k in range(count):
+        manager.add(Task(f"t{k}", {"directory": str(directory), "count": count}, "gather"))
+
+
+def test_more_workers_than_cores_run_that_many_tasks_at_once(
+    tmp_path: os.PathLike[str],
+) -> None:
     workers = (os.cpu_count() or 1) + 2
     manager = Manager(Clock(), nb_workers=workers)
-    for k in range(workers):
-        manager.add(Task(f"t{k}", {"seconds": 1.0}, "span"))
+    barrier_tasks(manager, workers, tmp_path)
     report = manager.start()
-    assert report["results"]["success"] == workers
-    spans = [tuple(t.results) for t in manager.tasks.values()]
-    # Every task started before any of them ended: they all ran side by side.
-    assert max(start for start, _ in spans) < min(end for _, end in spans)
+    # Each task returns only once every other one has started: they all ran side by side.
+    assert report["results"]["success"] == workers, [t.results for t in manager.tasks.values()]
 
 
-def test_nb_workers_defaults_to_the_number_of_cpus() -> None:
-    assert Manager(Bakery()).nb_workers == (os.cpu_count() or 1)
+def test_nb_workers_defaults_to_the_number_of_cpus(tmp_path: os.PathLike[str]) -> None:
+    cpus = os.cpu_count() or 1
+    manager = Manager(Clock())
+    assert manager.nb_workers == cpus
+    barrier_tasks(manager, cpus, tmp_path)
+    report = manager.start()
+    assert report["results"]["success"] == cpus, [t.results for t in manager.tasks.values()]
 
 
 def test_progress_is_updated_as_tasks_end_and_closed() -> None:
@@ -343,6 +430,50 @@ def test_an_error_from_progress_is_raised_once_the_run_is_over() -> None:
     assert spawned_children() <= before
 
 
+def test_the_tasks_are_settled_even_when_the_run_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobgraph.compat.artron import _blocking
+
+    real = _blocking.run_blocking
+
+    def run_then_break(*args: Any) -> Any:
+        real(*args)
+        raise RuntimeError("the run broke")
+
+    monkeypatch.setattr(_blocking, "run_blocking", run_then_break)
+
+    class Broken(Progress):
+        def update(self, count: int = 1) -> None:
+            raise RuntimeError("the bar fell off")  # the listener stops at the first end
+
+    manager = bakery_manager(progress=Broken())
+    with pytest.raises(RuntimeError, match="the run broke"):  # the run's error, not ours
+        manager.start()
+    # Written after the run all the same, though nothing listened after the first end.
+    states = {tid: t.state for tid, t in manager.tasks.items()}
+    assert states == {
+        "pizza": Task.STATE_DEPENDENCY,
+        "dough": Task.STATE_SUCCESS,
+        "sauce": Task.STATE_ERROR,
+        "oven": Task.STATE_SUCCESS,
+        "delivery": Task.STATE_DEPENDENCY,
+        "bread": Task.STATE_SUCCESS,
+    }
+
+
+def test_an_error_from_progress_close_is_raised_with_the_tasks_settled() -> None:
+    class Unclosable(Progress):
+        def close(self) -> None:
+            raise OSError("the terminal went away")
+
+    progress = Unclosable()
+    manager = bakery_manager(progress=progress)
+    with pytest.raises(OSError, match="the terminal went away"):
+        manager.start()
+    assert progress.n == 6
+    assert manager.tasks["bread"].state == Task.STATE_SUCCESS
+    assert manager.tasks["delivery"].state == Task.STATE_DEPENDENCY
+
+
 def test_a_module_can_be_the_builder() -> None:
     manager = Manager(artron_builders)
     manager.add(Task("hi", {"who": "world"}, "greet"))
@@ -363,32 +494,96 @@ def test_a_worker_that_dies_fails_its_task_and_the_run_goes_on() -> None:
     assert report["results"]["success"] == 1
 
 
+def test_a_result_that_cannot_be_pickled_fails_its_task_with_a_clear_message() -> None:
+    manager = Manager(Odd(), max_retry=3)
+    manager.add(Task("lock", {}, "lock"))
+    manager.add(Task("after", {"value": 1}, "echo", require=["lock"]))
+    manager.add(Task("fine", {"value": {"a": [1]}}, "echo"))
+    report = manager.start()
+    lock = manager.tasks["lock"]
+    assert lock.state == Task.STATE_ERROR
+    assert lock.results.startswith(
+        "task 'lock' returned a lock, which cannot be sent back from the worker process: "
+        "TypeError: cannot pickle"
+    )
+    assert DATE.match(lock.date_start or "") and DATE.match(lock.date_end or "")
+    assert manager.tasks["after"].state == Task.STATE_DEPENDENCY
+    assert manager.tasks["fine"].results == {"a": [1]}
+    assert report["results"]["failures"] == 1
+
+
+def test_a_system_exit_in_a_task_is_reported_by_name() -> None:
+    manager = Manager(Odd())
+    manager.add(Task("leave", {"code": 4}, "leave"))
+    manager.add(Task("fine", {"value": 1}, "echo"))
+    report = manager.start()
+    leave = manager.tasks["leave"]
+    assert leave.state == Task.STATE_ERROR and leave.results == "SystemExit: 4"
+    assert report["results"]["success"] == 1
+
+
 def test_ctrl_c_stops_the_run_kills_its_workers_and_raises(tmp_path: os.PathLike[str]) -> None:
     pid_file = os.path.join(tmp_path, "pid")
-    manager = Manager(Clock())
+    manager = Manager(Clock(), run_timeout=120)
     manager.add(Task("long", {"pid_file": pid_file}, "hang"))
     before = spawned_children()
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            manager.start()
-    finally:
-        timer.cancel()
+    interrupter = interrupt_once_there(pid_file)
+    with pytest.raises(KeyboardInterrupt):
+        manager.start()
+    interrupter.join()
     assert manager.tasks["long"].state == Task.STATE_RUNNING  # stopped while it ran
-    with open(pid_file) as f:
-        assert not alive(int(f.read()))
+    assert not alive(read_pid(pid_file))
     assert spawned_children() <= before
 
 
-def test_inputs_that_cannot_reach_a_worker_fail_only_their_task() -> None:
+def test_ctrl_c_from_async_code_stops_the_run_kills_its_workers_and_raises(
+    tmp_path: os.PathLike[str],
+) -> None:
+    pid_file = os.path.join(tmp_path, "pid")
+    manager = Manager(Clock(), run_timeout=120)
+    manager.add(Task("long", {"pid_file": pid_file}, "hang"))
+    manager.add(Task("after", {"seconds": 0}, "span", require=["long"]))
+    before = spawned_children()
+
+    async def main() -> None:
+        manager.start()
+
+    interrupter = interrupt_once_there(pid_file)
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(main())  # its own Ctrl-C handler would only cancel main() later
+    interrupter.join()
+    assert time.monotonic() - began < 50  # not the task's minute, nor run_timeout
+    assert manager.tasks["long"].state == Task.STATE_RUNNING
+    assert manager.tasks["after"].state == Task.STATE_INIT
+    assert not alive(read_pid(pid_file))
+    assert spawned_children() <= before
+    assert not [t for t in threading.enumerate() if t.name == "artron-start"]
+
+
+def test_start_from_async_code_gives_ctrl_c_back_to_the_caller() -> None:
+    async def main() -> tuple[object, object]:
+        mine = signal.getsignal(signal.SIGINT)
+        manager = Manager(Bakery())
+        manager.add(Task("oven", {"item": "oven"}, "heat"))
+        manager.start()
+        return mine, signal.getsignal(signal.SIGINT)
+
+    before, after = asyncio.run(main())
+    assert after is before
+
+
+def test_inputs_that_cannot_reach_a_worker_are_an_error_before_anything_runs() -> None:
     manager = Manager(Bakery())
-    manager.add(Task("locked", {"item": threading.Lock()}, "heat"))
     manager.add(Task("oven", {"item": "oven"}, "heat"))
-    report = manager.start()
-    locked = manager.tasks["locked"]
-    assert locked.state == Task.STATE_ERROR and "cannot be pickled" in locked.results
-    assert report["results"]["success"] == 1
+    manager.add(Task("locked", {"item": threading.Lock()}, "heat"))
+    with pytest.raises(jg.PicklingError) as caught:
+        manager.start()
+    assert str(caught.value).startswith(
+        "task 'locked': input 'item' (lock) cannot be pickled for a worker process: "
+        "TypeError: cannot pickle"
+    )
+    assert all(t.state == Task.STATE_INIT for t in manager.tasks.values())  # nothing ran
 
 
 def test_start_works_from_async_code() -> None:
@@ -434,17 +629,80 @@ def test_a_requirement_never_added_is_an_immediate_error() -> None:
     assert manager.tasks["dough"].state == Task.STATE_INIT
 
 
+def test_many_unknown_requirements_are_named_briefly_and_at_once() -> None:
+    manager = Manager(Bakery())
+    for k in range(3000):
+        manager.add(Task(f"task-{k}", {"item": "x"}, "heat", require=[f"gone-{k}"]))
+    began = time.monotonic()
+    with pytest.raises(jg.MissingDependencyError) as caught:
+        manager.start()
+    assert time.monotonic() - began < 10  # no "did you mean" for each of them
+    message = str(caught.value)
+    assert message.count("which was never added") == 5
+    assert message.startswith("task 'task-0' requires 'gone-0', which was never added")
+    assert message.endswith("; and 2995 more")
+
+
+def test_require_that_cannot_hold_task_ids_is_a_type_error_naming_the_task() -> None:
+    with pytest.raises(TypeError, match=r"task 'pizza': require must be a list of task ids"):
+        Task("pizza", {}, "knead", require="dough")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"task 'pizza': require must be a list .* not int"):
+        Task("pizza", {}, "knead", require=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"task 'pizza' requires \['dough'\], which cannot be"):
+        Task("pizza", {}, "knead", require=[["dough"]])  # type: ignore[list-item]
+    assert Task("pizza", {}, "knead", require=("dough", "oven")).require == ["dough", "oven"]
+
+
+def test_a_requirement_that_cannot_be_an_id_is_an_error_before_anything_runs() -> None:
+    manager = Manager(Bakery())
+    pizza = Task("pizza", {"item": "pizza"}, "knead")
+    pizza.add_require({"tid": "dough"})  # type: ignore[arg-type]
+    manager.add(pizza)
+    manager.add(Task("oven", {"item": "oven"}, "heat"))
+    with pytest.raises(TypeError, match=r"task 'pizza' requires \{'tid': 'dough'\}, which cannot"):
+        manager.start()
+    assert manager.tasks["oven"].state == Task.STATE_INIT
+    pizza.require = "dough"  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="task 'pizza': require must be a list of task ids"):
+        manager.start()
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "message"),
+    [
+        ("max_retry", 0, "Manager.max_retry must be a positive integer, not 0"),
+        ("nb_workers", 2.5, "Manager.nb_workers must be a positive integer, not 2.5"),
+        ("run_timeout", "60", "Manager.run_timeout must be a positive number of seconds"),
+        ("run_timeout", float("nan"), "Manager.run_timeout must be a positive number"),
+    ],
+)
+def test_options_changed_after_manager_are_checked_by_start(
+    attribute: str, value: object, message: str
+) -> None:
+    manager = Manager(Bakery())
+    manager.add(Task("oven", {"item": "oven"}, "heat"))
+    setattr(manager, attribute, value)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        manager.start()
+    assert manager.tasks["oven"].state == Task.STATE_INIT
+
+
 def test_workers_cannot_be_passed() -> None:
     with pytest.raises(ValueError, match=r"workers=.*nb_workers"):
         Manager(Bakery(), workers=[object()])
 
 
 def test_sleep_and_queue_are_accepted_and_unused() -> None:
-    manager = Manager(Bakery(), sleep=5, queue=object())
-    manager.add(Task("oven", {"item": "oven"}, "heat"))
+    queue = object()
+    manager = Manager(Bakery(), sleep=5, queue=queue)
+    assert manager.sleep == 5 and manager.queue is queue
+    # A chain of four tasks: polling every 5 s, as artron did, would take 15 s at least.
+    for k in range(4):
+        require = [f"step{k - 1}"] if k else None
+        manager.add(Task(f"step{k}", {"item": "x"}, "heat", require=require))
     began = time.monotonic()
     assert manager.start()["exit_code"] == 0
-    assert time.monotonic() - began < 5  # no polling period
+    assert time.monotonic() - began < 10  # no polling period
 
 
 @pytest.mark.parametrize(
@@ -467,6 +725,35 @@ def test_a_builder_that_cannot_reach_a_worker_is_an_error_before_anything_runs()
         manager.start()
 
 
+@pytest.mark.parametrize("how", ["-c", "stdin"])
+def test_a_builder_from_a_main_without_a_file_is_refused(how: str, tmp_path: Any) -> None:
+    script = (
+        "import jobgraph as jg\n"
+        "from jobgraph.compat.artron import Manager, Task\n"
+        "class Builder:\n"
+        "    def heat(self, item, retry):\n"
+        "        return item\n"
+        "manager = Manager(Builder())\n"
+        "manager.add(Task('oven', {'item': 'oven'}, 'heat'))\n"
+        "try:\n"
+        "    manager.start()\n"
+        "except jg.PicklingError as exc:\n"
+        "    print(exc)\n"
+        "print(manager.tasks['oven'].state)\n"
+    )
+    argv, stdin = (
+        ([sys.executable, "-c", script], None) if how == "-c" else ([sys.executable, "-"], script)
+    )
+    done = subprocess.run(
+        argv, input=stdin, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    message, state = done.stdout.splitlines()
+    assert message.startswith("the builder's class Builder is defined in __main__, which worker")
+    assert "define the class in a module file" in message
+    assert state == "0"  # nothing ran
+
+
 # -- Task ---------------------------------------------------------------------------------
 
 
@@ -481,6 +768,23 @@ def test_task_fields_and_repr() -> None:
     constants = [Task.STATE_WRONG, Task.STATE_DEPENDENCY, Task.STATE_ERROR, Task.STATE_INIT]
     constants += [Task.STATE_READY, Task.STATE_RUNNING, Task.STATE_SUCCESS]
     assert constants == [-3, -2, -1, 0, 1, 2, 3]
+
+
+def test_task_repr_never_fails() -> None:
+    class Unshowable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    task = Task("odd", {("a", 1): "a tuple as key"}, "heat")  # type: ignore[dict-item]
+    circular: list[Any] = []
+    circular.append(circular)
+    task.results = circular
+    task.func = Unshowable()  # type: ignore[assignment]
+    fields = json.loads(repr(task))
+    assert fields["tid"] == "odd" and fields["state"] == 0
+    assert fields["inputs"] == "{('a', 1): 'a tuple as key'}"
+    assert fields["results"] == "[[...]]"
+    assert fields["func"] == "<Unshowable object>"
 
 
 def test_task_run_in_process(caplog: pytest.LogCaptureFixture) -> None:
@@ -547,6 +851,7 @@ def test_graph_example() -> None:
     assert sorted(graph.isolated_vertices()) == ["make-3", "make-4"]
     graph.remove_vertex("make-4")
     assert graph == {"make-1": ["make-2", "make-3"], "make-2": [], "make-3": []}
+    assert make[1].require == ["make-4"]  # the graph's lists are copies: tasks keep theirs
     assert sorted(graph.isolated_vertices()) == ["make-2", "make-3"]
 
 

@@ -10,7 +10,10 @@ its job FAILED and skips its dependents; the exception carries the task's outcom
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import pickle
+import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -21,6 +24,7 @@ from .task import Task
 from .utils import strdate, strgmtime
 
 _S = jg.State
+LOGGER = logging.getLogger("jobgraph.compat.artron.task")  # where Task.run logs, too
 
 
 class Outcome(NamedTuple):
@@ -81,10 +85,25 @@ def run_attempts(builder: Any, task: Task, max_retry: int) -> Outcome:
         duration += task.time_duration
         if task.state == Task.STATE_SUCCESS:
             break
+    if task.state == Task.STATE_SUCCESS:
+        _check_result(task)
     outcome = Outcome(task.results, date_start, task.date_end or strdate(), duration, attempt)
     if task.state != Task.STATE_SUCCESS:
         raise TaskFailed(task.tid, outcome)
     return outcome
+
+
+def _check_result(task: Task) -> None:
+    """Fail ``task`` (no further attempt) if its result cannot go back to the parent."""
+    try:
+        pickle.dumps(task.results, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        message = (
+            f"task {task.tid!r} returned a {type(task.results).__name__}, which cannot be "
+            f"sent back from the worker process: {type(exc).__name__}: {exc}"
+        )
+        LOGGER.error("%s", message)
+        task.state, task.results = Task.STATE_ERROR, message
 
 
 def already_succeeded() -> None:
@@ -98,6 +117,7 @@ def already_ended(tid: str) -> None:
 
 def check_picklable(builder: Any) -> None:
     """Refuse, before anything runs, a builder that cannot reach the worker processes."""
+    _check_importable(builder)
     try:
         pickle.dumps(portable(builder))
     except Exception as exc:
@@ -106,6 +126,63 @@ def check_picklable(builder: Any) -> None:
             f"{type(exc).__name__}: {exc}; use an instance of a class (or a module) defined "
             f"at the top level of an importable module, holding only picklable attributes"
         ) from exc
+
+
+def _check_importable(builder: Any) -> None:
+    """Refuse a builder from a ``__main__`` that worker processes cannot import again.
+
+    A spawned worker finds ``__main__``'s classes by running the script's file again
+    (or importing the module given to ``-m``); code read from stdin, ``-c`` or typed in
+    an interactive session has no file, so pickle's reference to it leads nowhere.
+    """
+    if isinstance(builder, types.ModuleType):
+        module, what, fix = builder.__name__, "the builder's functions are", "functions"
+    else:
+        cls = type(builder)
+        module, what, fix = cls.__module__, f"the builder's class {cls.__qualname__} is", "class"
+    if module != "__main__" or _main_is_importable():
+        return
+    raise jg.PicklingError(
+        f"{what} defined in __main__, which worker processes cannot import: the code was "
+        f"not read from a file (stdin, -c or an interactive session); define the {fix} in "
+        f"a module file and import that module"
+    )
+
+
+def _main_is_importable() -> bool:
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if isinstance(name, str) and name != "__main__" and not name.endswith(".__main__"):
+        return True  # run with -m: workers import that module
+    path = getattr(main, "__file__", None)
+    return isinstance(path, str) and os.path.isfile(path)
+
+
+def check_inputs(tid: Any, task: Task) -> None:
+    """Refuse, before anything runs, a task that cannot be sent to a worker process."""
+    try:
+        pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise jg.PicklingError(_unpicklable(tid, task, exc)) from exc
+
+
+def _unpicklable(tid: Any, task: Task, exc: Exception) -> str:
+    """Name the input that cannot be pickled (or else the task as a whole)."""
+    inputs = task.inputs if isinstance(task.inputs, dict) else {}
+    for name, value in inputs.items():
+        try:
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as inner:
+            return (
+                f"task {tid!r}: input {name!r} ({type(value).__name__}) cannot be pickled for "
+                f"a worker process: {type(inner).__name__}: {inner}"
+            )
+    return f"task {tid!r} cannot be pickled for a worker process: {type(exc).__name__}: {exc}"
+
+
+def reset(task: Task) -> None:
+    """Make a task that a stopped run left READY or RUNNING ready to run again."""
+    _set_times(task, Task.STATE_INIT, None, None, 0.0)
 
 
 def apply_outcome(task: Task, job: jg.Job, tasks: Mapping[str, Task]) -> None:
@@ -139,10 +216,18 @@ def _set_failure(task: Task, job: jg.Job) -> None:
     if isinstance(exc, TaskFailed):
         _set_outcome(task, Task.STATE_ERROR, exc.outcome)
         return
-    # The task's own code never ran to its end: its worker died, or it could not be sent.
+    # The task's own code never ran to its end: its worker died, or the builder's method
+    # raised a BaseException that is not an Exception (SystemExit, say), out of Task.run.
     duration = job.duration or 0.0
     _set_times(task, Task.STATE_ERROR, _date(job.started_at), _date(job.ended_at), duration)
-    task.results = str(exc) if exc is not None and str(exc) else type(exc).__name__
+    task.results = _error_text(exc)
+
+
+def _error_text(exc: BaseException | None) -> str:
+    text = "" if exc is None else str(exc)
+    if exc is not None and not isinstance(exc, Exception):
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text or type(exc).__name__
 
 
 def _set_times(
@@ -171,12 +256,12 @@ class Listener:
     def __init__(
         self,
         tasks: Mapping[str, Task],
-        tids: Mapping[str, str],
+        tids: Mapping[str, Any],
         publish: Callable[[str, Task], None],
         progress: Any,
     ) -> None:
         self.tasks = tasks
-        self.tids = tids  # job name -> task id, for the tasks this run runs
+        self.tids = tids  # job name -> task id (None is an id), for the tasks this run runs
         self.publish = publish
         self.progress = progress
         self.error: Exception | None = None
@@ -186,15 +271,14 @@ class Listener:
         if self.error is not None:
             return
         job: jg.Job = runner.jobs[index]
-        tid = self.tids.get(job.name)
-        if tid is None:
+        if job.name not in self.tids:
             return  # a stand-in for a task that ended before start()
         try:
-            self._take(kind, tid, job)
+            self._take(kind, self.tids[job.name], job)
         except Exception as exc:
             self.error = exc
 
-    def _take(self, kind: str, tid: str, job: jg.Job) -> None:
+    def _take(self, kind: str, tid: Any, job: jg.Job) -> None:
         task = self.tasks[tid]
         if kind == "start":
             task.state = Task.STATE_RUNNING

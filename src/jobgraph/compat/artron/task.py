@@ -32,7 +32,8 @@ class Task:
         tid: the task's unique identifier.
         inputs: keyword arguments for the builder's method.
         func: the name of the builder's method to call.
-        require: ids of the tasks that must succeed before this one runs (copied).
+        require: ids of the tasks that must succeed before this one runs: a list (or
+            another iterable) of hashable ids, copied; a string is a :class:`TypeError`.
 
     Attributes:
         tid, inputs, func, require: as given (``require`` is always a list).
@@ -58,7 +59,7 @@ class Task:
         self.tid = tid
         self.inputs = inputs
         self.func = func
-        self.require: list[str] = list(require) if require else []
+        self.require: list[str] = check_require(tid, require)
         self.state: int = self.STATE_INIT
         self.results: Any = None
         self.date_created: str = strdate()
@@ -68,8 +69,13 @@ class Task:
         self.time_duration: float = 0.0
 
     def __repr__(self) -> str:
-        """The task's fields as JSON (values JSON cannot hold are shown by their repr)."""
-        return json.dumps(vars(self), default=repr)
+        """The task's fields as JSON; it never fails.
+
+        A value JSON cannot hold is shown by its ``repr`` (a field JSON cannot hold as a
+        whole, such as a dict with tuple keys or a circular list, likewise).
+        """
+        fields = (f"{json.dumps(str(k))}: {_json_value(v)}" for k, v in vars(self).items())
+        return "{" + ", ".join(fields) + "}"
 
     def run(self, builder: Any, retry: int) -> None:
         """Run the task once on ``builder``, passing ``retry`` (the attempt number).
@@ -137,6 +143,51 @@ class Task:
                 yield {child.tid: child}
         elif self.state < self.STATE_INIT:
             yield from _mark_dependents(self.tid, copies)
+
+
+def check_require(tid: Any, require: Any) -> list[Any]:
+    """``require`` as a new list of task ids, or a :class:`TypeError` naming the task."""
+    if require is None:
+        return []
+    if isinstance(require, (str, bytes)):
+        raise TypeError(
+            f"task {tid!r}: require must be a list of task ids, not a string; "
+            f"write require=[{require!r}]"
+        )
+    try:
+        ids = list(require)
+    except TypeError:
+        raise TypeError(
+            f"task {tid!r}: require must be a list of task ids, not {type(require).__name__}"
+        ) from None
+    for required in ids:
+        check_id(tid, required)
+    return ids
+
+
+def check_id(tid: Any, required: Any) -> None:
+    """A :class:`TypeError` naming the task when ``required`` cannot be a task id."""
+    try:
+        hash(required)
+    except TypeError:
+        raise TypeError(
+            f"task {tid!r} requires {_safe_repr(required)}, which cannot be a task id "
+            f"(a {type(required).__name__} is not hashable)"
+        ) from None
+
+
+def _json_value(value: Any) -> str:
+    try:
+        return json.dumps(value, default=_safe_repr)
+    except Exception:  # keys JSON refuses, a circular value, a repr that raises...
+        return json.dumps(_safe_repr(value))
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__} object>"
 
 
 def _waiting_on(tid: str, tasks: Mapping[str, Task]) -> list[Task]:

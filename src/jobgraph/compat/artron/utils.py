@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 
-__all__ = ["strdate", "strgmtime", "strtimestamp"]
+__all__ = ["strdate", "strgmtime"]
 
 
 def strgmtime(gmtime: time.struct_time | float) -> str:
@@ -51,8 +51,3 @@ def strdate(date: _dt.datetime | None = None) -> str:
         date = date.astimezone(_dt.timezone.utc)
     # Milliseconds: drop the last three digits of the microseconds.
     return date.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def strtimestamp(seconds: float) -> str:
-    """Format a Unix timestamp (``time.time()``) as an artron date string."""
-    return strdate(_dt.datetime.fromtimestamp(seconds, _dt.timezone.utc))

@@ -21,31 +21,30 @@ def label_of(sched: Any) -> str:
     return str(label) if label is not None else type(sched).__name__
 
 
-def window(sched: PureScheduler) -> int | None:
-    """``jobs_window`` as jobgraph's window: None for no limit."""
-    value = sched.jobs_window
+def _number(sched: PureScheduler, option: str, kind: str) -> float | None:
+    """The option's value: None, or a number that is not NaN (an error names the rest)."""
+    value = getattr(sched, option)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise TypeError(
-            f"scheduler {label_of(sched)!r}: jobs_window must be a number or None, not {value!r}"
+            f"scheduler {label_of(sched)!r}: {option} must be {kind} or None, not {value!r}"
         )
-    if value <= 0 or math.isinf(value):
+    return value
+
+
+def window(sched: PureScheduler) -> int | None:
+    """``jobs_window`` as jobgraph's window: None for no limit."""
+    value = _number(sched, "jobs_window", "a number")
+    if value is None or value <= 0 or math.isinf(value):
         return None
     return math.ceil(value)
 
 
 def timeout(sched: PureScheduler) -> float | None:
     """``timeout`` in seconds (0 or less: already expired), None for none."""
-    value = sched.timeout
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise TypeError(
-            f"scheduler {label_of(sched)!r}: timeout must be a number of seconds or None, "
-            f"not {value!r}"
-        )
-    return None if math.isinf(value) else float(value)
+    value = _number(sched, "timeout", "a number of seconds")
+    return None if value is None or math.isinf(value) else float(value)
 
 
 def nested(sched: PureScheduler) -> None:
