@@ -570,3 +570,13 @@ def test_run_inside_an_event_loop_names_co_run() -> None:
             PureScheduler().run()
 
     asyncio.run(main())
+
+
+def test_many_jobs_with_one_label_get_names_in_linear_time() -> None:
+    jobs = [Job(asyncio.sleep(0)) for _ in range(20_000)]  # all "Job[sleep (...)]"
+    sched = PureScheduler(*jobs)
+    begin = time.monotonic()
+    assert sched.run()
+    assert time.monotonic() - begin < 30  # quadratic naming took minutes here
+    assert sched.last_report is not None
+    assert len({r["name"] for r in sched.last_report.to_dict()["jobs"]}) == 20_000

@@ -12,6 +12,7 @@ its life cycle on it. asynciojobs' rules map onto jobgraph's options:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ...errors import CycleError
@@ -65,15 +66,13 @@ def _translate(
     """One jobgraph job per job, with requirements, flags, window and timeout."""
     log = sched if sched._talks() else None
     plan = forever.plan(jobs, log)
-    used: set[str] = set()
+    names = _Names()
     mapped: dict[AbstractJob, _JgJob] = {}
     for job in jobs:
         kept = job in plan.kept
         node = _JgJob(
-            forever.run_kept if kept else run_job,
-            job,
-            plan if kept else log,
-            name=_unique(used, job._get_text_label()),
+            plan.body_of(job) if kept else body_of(job, log),
+            name=names.unique(job._get_text_label()),
             critical=bool(job.critical),
             forever=kept,
         )
@@ -92,8 +91,8 @@ def _translate(
             ]
     nodes = list(mapped.values())
     if plan.sentinel is not None:
-        nodes.append(_JgJob(plan.sentinel, name=_unique(used, "first forever job ends")))
-    name = _unique(set(), checks.label_of(sched))
+        nodes.append(_JgJob(plan.sentinel, name=names.unique("first forever job ends")))
+    name = _Names().unique(checks.label_of(sched))
     graph = _JgScheduler(*nodes, name=name, window=window, timeout=timeout if timeout else None)
     try:
         graph.validate()
@@ -103,46 +102,63 @@ def _translate(
     return graph
 
 
-def _unique(used: set[str], label: str) -> str:
-    """A job name from a label: no '/', and ``-2``, ``-3``... for repeats."""
-    base = label.replace("/", "\u2215") if "/" in label else label
-    base = base if base.strip() else "job"
-    name, count = base, 1
-    while name in used:
-        count += 1
-        name = f"{base}-{count}"
-    used.add(name)
-    return name
+class _Names:
+    """Job names from labels: no '/', and ``-2``, ``-3``... for repeats, never a clash."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+        self.repeats: dict[str, int] = {}  # label -> suffixes handed out: no rescans
+
+    def unique(self, label: str) -> str:
+        """A name for ``label`` that no job of this run has yet."""
+        base = label.replace("/", "\u2215") if "/" in label else label
+        base = base if base.strip() else "job"
+        count = self.repeats.get(base, 0)
+        name = base if count == 0 else f"{base}-{count + 1}"
+        while name in self.used:  # an explicit label looked like a numbered repeat
+            count += 1
+            name = f"{base}-{count + 1}"
+        self.repeats[base] = count + 1
+        self.used.add(name)
+        return name
 
 
-async def run_job(job: AbstractJob, log: PureScheduler | None) -> Any:
-    """Await ``job.co_run()``, keeping its life cycle, result and exception on it."""
-    job._phase = RUNNING
-    job._running = True
-    if log is not None:
-        log._log(f"STARTING {job.repr_main()}")
-    try:
-        value = await job.co_run()
-    except asyncio.CancelledError as exc:
-        if _cancelled_from_outside():
-            job._phase = SCHEDULED  # stopped: scheduled and started, never done
-        else:  # the job raised CancelledError itself: that is its outcome
-            job._exception, job._phase = exc, DONE
-        raise
-    except Exception as exc:
-        job._exception = exc
+def body_of(job: AbstractJob, log: PureScheduler | None) -> Callable[[], Awaitable[Any]]:
+    """The jobgraph body of ``job``: await ``co_run()``, keeping its life cycle on the job.
+
+    A closure rather than a function with arguments: jobgraph looks for jobs inside a
+    job's arguments, a cost per job that a closure does not have.
+    """
+
+    async def body() -> Any:
+        job._phase = RUNNING
+        job._running = True
+        if log is not None:
+            log._log(f"STARTING {job.repr_main()}")
+        try:
+            value = await job.co_run()
+        except asyncio.CancelledError as exc:
+            if _cancelled_from_outside():
+                job._phase = SCHEDULED  # stopped: scheduled and started, never done
+            else:  # the job raised CancelledError itself: that is its outcome
+                job._exception, job._phase = exc, DONE
+            raise
+        except Exception as exc:
+            job._exception = exc
+            job._phase = DONE
+            if log is not None:
+                log._log(f"RAISED {job.repr_main()} {exc!r}")
+            raise
+        except BaseException:
+            job._phase = SCHEDULED
+            raise
+        job._result = value
         job._phase = DONE
         if log is not None:
-            log._log(f"RAISED {job.repr_main()} {exc!r}")
-        raise
-    except BaseException:
-        job._phase = SCHEDULED
-        raise
-    job._result = value
-    job._phase = DONE
-    if log is not None:
-        log._log(f"DONE {job.repr_main()} {job.repr_result()}")
-    return value
+            log._log(f"DONE {job.repr_main()} {job.repr_result()}")
+        return value
+
+    return body
 
 
 def _cancelled_from_outside() -> bool:

@@ -16,7 +16,7 @@ jobgraph starts it once the forever job *runs*. So:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .job import AbstractJob
@@ -43,6 +43,29 @@ class Plan:
         """Whether the requirement edge is left out of jobgraph's graph (see above)."""
         return job in self.kept and req in self.kept
 
+    def body_of(self, job: AbstractJob) -> Callable[[], Awaitable[Any]]:
+        """The body of a forever job kept as such.
+
+        It first waits for the forever jobs it requires to end, then runs, and says
+        when it ends.
+        """
+        from .engine import body_of
+
+        waits = [self.ended[req] for req in job.required if req in self.kept]
+        run = body_of(job, self.log)
+
+        async def body() -> Any:
+            for ended in waits:
+                await ended.wait()
+            try:
+                return await run()
+            finally:
+                if job.is_done():  # returned or raised; a cancelled job is not done
+                    self.ended[job].set()
+                    self.first_end.set()
+
+        return body
+
     async def _first_end(self) -> None:
         await self.first_end.wait()
 
@@ -64,18 +87,3 @@ def _needed(finite: list[AbstractJob], everlasting: set[AbstractJob]) -> set[Abs
                 seen.add(req)
                 stack.append(req)
     return seen & everlasting
-
-
-async def run_kept(job: AbstractJob, plan: Plan) -> Any:
-    """The body of a forever job kept as such: wait for the forever jobs it requires."""
-    from .engine import run_job
-
-    for req in job.required:
-        if req in plan.kept:
-            await plan.ended[req].wait()
-    try:
-        return await run_job(job, plan.log)
-    finally:
-        if job.is_done():  # returned or raised; a cancelled job is not done
-            plan.ended[job].set()
-            plan.first_end.set()
