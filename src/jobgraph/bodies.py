@@ -139,6 +139,9 @@ class BodyStarter:
     def _nested_body(self, i: int, job: Job) -> Any:
         raise NotImplementedError
 
+    def _succeeded(self, i: int, attempt: Attempt, result: Any) -> None:
+        raise NotImplementedError
+
     # -- starting -------------------------------------------------------------------
 
     def _start_body(self, i: int, job: Job, args: Any, kwargs: Any) -> None:
@@ -184,7 +187,7 @@ class BodyStarter:
         ours = attempt.timed_out or attempt.cancelled
         if exc is None and not ours:  # the common case, straight to the record
             if self._active.get(i) is attempt:
-                self._ended(i, _SUCCEEDED, result=result)
+                self._succeeded(i, attempt, result)
             return
         if ours:
             _clear_cancels(attempt.future)  # whether the job re-raised them or not

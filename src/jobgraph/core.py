@@ -130,7 +130,10 @@ class Core:
     def finish(self, i: int, state: State) -> None:
         """Job ``i`` ended in terminal ``state``: release what it held, update dependents."""
         if self.state[i] is _RUNNING:
-            self._release(i)
+            if self._resources[i] or self._forever[i]:
+                self._release(i)
+            else:
+                self._running -= 1  # _release's common case: a window slot, no pools
         self._end(i, state)
         if state in FAILURE and self._critical[i] and self.aborted is None:
             self.abort(
@@ -287,7 +290,10 @@ class Core:
                     self._skip(j, self._cause(i, state))
                     continue
             if self._waiting[j] == 0:
-                self._requirements_ended(j)
+                if self._run_if[j] == RUN_IF_FAILURE:
+                    self._requirements_ended(j)
+                else:
+                    self._make_ready(j)  # _requirements_ended's common case
 
     def _requirements_ended(self, j: int) -> None:
         if self._run_if[j] == RUN_IF_FAILURE and not self._any_failed[j]:

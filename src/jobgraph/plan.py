@@ -187,7 +187,9 @@ def check_resources(plan: Plan, pools: Mapping[str, float] | None) -> None:
     """Every job's request must name a known pool and fit in it."""
     pools = pools or {}
     for job in plan.jobs:
-        for pool, amount in (job.resources or {}).items():
+        if not job.resources:
+            continue  # most jobs: no pool, and no empty dict made for them
+        for pool, amount in job.resources.items():
             if pool not in pools:
                 known = ", ".join(sorted(pools)) or "none"
                 raise ResourceError(
@@ -206,8 +208,8 @@ def _check_forever_holdings(plan: Plan, pools: Mapping[str, float]) -> None:
     """Forever jobs hold their units to the end: what is left must fit the other jobs."""
     held: dict[str, float] = {}
     for job in plan.jobs:
-        if job.forever:
-            for pool, amount in (job.resources or {}).items():
+        if job.forever and job.resources:
+            for pool, amount in job.resources.items():
                 held[pool] = held.get(pool, 0) + amount
     if not held:
         return

@@ -525,6 +525,21 @@ class Runner(BodyStarter):
                 self.reason, self.stop_kind = self.core.aborted, "critical"
         self._wake()
 
+    def _succeeded(self, i: int, attempt: Attempt, result: Any) -> None:
+        """A body returned: :meth:`_ended` for a success, without its general cases."""
+        if self._durable:
+            self._ended(i, _SUCCEEDED, result=result)  # the result is pickled for the store
+            return
+        del self._active[i]
+        if attempt.timer is not None:
+            attempt.timer.cancel()
+        job = self.jobs[i]
+        job._t1 = _now()
+        job._note = None
+        job._result = result
+        self.core.finish(i, _SUCCEEDED)
+        self._wake()
+
     def _keep_result(self, i: int, job: Job, result: Any) -> tuple[State, Exception | None]:
         """Pickle a result for the store; one that cannot be pickled fails the job."""
         if result is None:
