@@ -47,7 +47,11 @@ async def run(sched: PureScheduler) -> bool:
         code = _TIMED_OUT  # asyncio.wait(timeout=0) returned before any job could start
     else:
         sched._log(f"entering co_run() with {len(jobs)} jobs")
-        report = sched.last_report = await graph.co_run()
+        try:
+            report = sched.last_report = await graph.co_run()  # validates first
+        except CycleError:
+            list(sched.topological_order())  # the same cycle, told with the jobs' labels
+            raise
         code = report.exit_code
         _mark_scheduled(jobs)
     if code == _TIMED_OUT:
@@ -93,13 +97,7 @@ def _translate(
     if plan.sentinel is not None:
         nodes.append(_JgJob(plan.sentinel, name=names.unique("first forever job ends")))
     name = _Names().unique(checks.label_of(sched))
-    graph = _JgScheduler(*nodes, name=name, window=window, timeout=timeout if timeout else None)
-    try:
-        graph.validate()
-    except CycleError:
-        list(sched.topological_order())  # the same cycle, told with the jobs' labels
-        raise
-    return graph
+    return _JgScheduler(*nodes, name=name, window=window, timeout=timeout if timeout else None)
 
 
 class _Names:
