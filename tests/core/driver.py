@@ -20,6 +20,7 @@ def make_core(
     resources: Sequence[Mapping[str, float] | None] = (),
     pools: Mapping[str, float] | None = None,
     rank: Sequence[tuple[float, ...]] = (),
+    done: Mapping[int, State] | None = None,
 ) -> Core:
     """A core over jobs named j0, j1, ... with the given requirements."""
     names = [f"j{i}" for i in range(len(reqs))]
@@ -35,6 +36,7 @@ def make_core(
             rank=rank,
             window=window,
             pools=pools or {},
+            done=done or {},
         )
     )
 

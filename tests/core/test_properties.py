@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import graphlib
 import itertools
+import os
+import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobgraph import graph
-from jobgraph.core import RUN_IF_SUCCESS
+from jobgraph.core import RUN_IF_SUCCESS, Core
 from jobgraph.state import FAILURE, SUCCESS, TERMINAL, State
 
 from .driver import drive, make_core
@@ -122,3 +124,54 @@ def test_cycle_detection_agrees_with_graphlib(n, data):
 
 def test_run_if_success_is_the_default():
     assert RUN_IF_SUCCESS == 0
+
+
+# -- crashes and resumes --------------------------------------------------------------
+
+# CI runs the default; the long variant sets JOBGRAPH_PROPERTY_EXAMPLES=20000.
+EXAMPLES = int(os.environ.get("JOBGRAPH_PROPERTY_EXAMPLES", "500"))
+
+
+def drive_until_crash(core: Core, outcomes: list[State], seed: int, events: int) -> set[int]:
+    """Run ``core`` for ``events`` job ends at most, then "crash": the jobs that ended well.
+
+    Only ends matter across a crash: what ran and did not end is in flight and runs again.
+    """
+    rng = random.Random(seed)
+    core.start()
+    running: list[int] = []
+    for _ in range(events):
+        running.extend(core.dispatch())
+        if core.finished or not running:
+            break
+        i = running.pop(rng.randrange(len(running)))
+        core.finish(i, outcomes[i])
+    return {i for i, s in enumerate(core.state) if s in SUCCESS}
+
+
+@st.composite
+def crashing_runs(draw: st.DrawFn) -> tuple[list[list[int]], list[State], int | None, list[int]]:
+    reqs = draw(dags(max_jobs=200))
+    outcomes = [draw(st.sampled_from(OUTCOMES)) for _ in reqs]
+    window = draw(st.one_of(st.none(), st.integers(1, 8)))
+    crashes = draw(st.lists(st.integers(0, 2 * len(reqs)), max_size=3))
+    return reqs, outcomes, window, crashes
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(crashing_runs(), st.integers(0, 2**16))
+def test_resuming_from_any_point_gives_the_same_terminal_states(case, seed):
+    reqs, outcomes, window, crashes = case
+    whole = make_core(reqs, window=window)
+    drive(whole, lambda i: outcomes[i], seed=seed)
+    done: set[int] = set()
+    for k, events in enumerate(crashes):
+        core = make_core(reqs, window=window, done={i: State.UP_TO_DATE for i in done})
+        kept = drive_until_crash(core, outcomes, seed + k, events)
+        assert done <= kept  # a job that ended well never ends otherwise later
+        done = kept
+    last = make_core(reqs, window=window, done={i: State.UP_TO_DATE for i in done})
+    started = drive(last, lambda i: outcomes[i], seed=seed)
+    assert not done & set(started)  # no job that ended well runs again
+    as_whole = [State.SUCCEEDED if s is State.UP_TO_DATE else s for s in last.state]
+    assert as_whole == whole.state
