@@ -41,7 +41,15 @@ class MissingDependencyError(GraphError):
 
 
 class ResourceError(GraphError):
-    """A job asks for a resource the scheduler cannot provide."""
+    """A job asks for a resource the scheduler cannot provide.
+
+    ``job`` and ``pool`` name the culprit as data, so a workflow file can point at the
+    line of the request.
+    """
+
+    def __init__(self, message: str, job: str | None = None, pool: str | None = None) -> None:
+        super().__init__(message)
+        self.job, self.pool = job, pool
 
 
 class PicklingError(GraphError):

@@ -203,13 +203,15 @@ class Job:
         self.retry_backoff = retry_backoff
         self.resources = resources
         self.executor = executor
+        # Compared with the defaults, not tested for truth: None or "" is a mistake to
+        # report, not a default to take.
         if (
             timeout is not None
-            or retries
-            or retry_delay
+            or retries != 0
+            or retry_delay != 0
             or retry_backoff != 1.0
-            or resources
-            or priority
+            or resources is not None
+            or priority != 0
             or run_if != "success"
             or executor is not None
         ):
@@ -249,7 +251,8 @@ class Job:
         return name
 
     def _check_options(self) -> None:
-        owner = f"job {self.name!r}"
+        kind = "scheduler" if self._kind == SCHEDULER else "job"
+        owner = f"{kind} {self.name!r}"
         if self.timeout is not None:
             self.timeout = _opt.check_seconds(owner, "timeout", self.timeout)
         self.retries, self.retry_backoff = _opt.check_retries(

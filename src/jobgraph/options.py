@@ -102,3 +102,18 @@ def check_priority(owner: str, priority: Any) -> float:
     if not good or not math.isfinite(priority):
         raise ValueError(f"{owner}: priority must be a finite number, not {priority!r}")
     return float(priority)
+
+
+def check_force(owner: str, force: Any) -> Any:
+    """Validate ``force``: None, a bool, or a list, tuple or set of job names.
+
+    A single string is refused: taken as a collection it would force every job whose
+    name is one of its letters, and taken as nothing it would force nothing, silently.
+    """
+    if force is None or isinstance(force, bool):
+        return force
+    if isinstance(force, (list, tuple, set)) and all(isinstance(n, str) for n in force):
+        return force
+    raise ValueError(
+        f"{owner}: force must be True, False, None or a list of job names, not {force!r}"
+    )

@@ -194,12 +194,16 @@ def check_resources(plan: Plan, pools: Mapping[str, float] | None) -> None:
                 known = ", ".join(sorted(pools)) or "none"
                 raise ResourceError(
                     f"job {job.name!r} asks for resource {pool!r}, but the scheduler has no "
-                    f"such pool (pools: {known}){did_you_mean(pool, pools)}"
+                    f"such pool (pools: {known}){did_you_mean(pool, pools)}",
+                    job.name,
+                    pool,
                 )
             if amount > pools[pool]:
                 raise ResourceError(
                     f"job {job.name!r} asks for {amount} {pool!r} but the pool holds only "
-                    f"{pools[pool]}: it could never start"
+                    f"{pools[pool]}: it could never start",
+                    job.name,
+                    pool,
                 )
     _check_forever_holdings(plan, pools)
 
@@ -220,7 +224,9 @@ def _check_forever_holdings(plan: Plan, pools: Mapping[str, float]) -> None:
                 raise ResourceError(
                     f"job {job.name!r} asks for {amount} {pool!r}, but forever jobs hold "
                     f"{held[pool]} of the {pools[pool]} until the run ends: it would wait "
-                    f"forever"
+                    f"forever",
+                    job.name,
+                    pool,
                 )
 
 
@@ -278,10 +284,19 @@ def check_picklable(plan: Plan, default_executor: object) -> None:
             try:
                 pickle.dumps(job._fn)
             except Exception as exc:
-                why = "it has a timeout" if job.executor is None else "its executor is 'process'"
+                why = _why_process(job, default_executor)
                 raise PicklingError(
                     f"job {job.name!r} must run in a worker process ({why}), but its function "
                     f"{job._fn!r} cannot be pickled ({type(exc).__name__}: {exc}); define it at "
                     f"module level so it can be imported, or choose executor='thread' "
                     f"(where a timeout only abandons the thread)"
                 ) from exc
+
+
+def _why_process(job: Job, default_executor: object) -> str:
+    """Which setting sends ``job`` to a worker process (see :func:`needs_process`)."""
+    if job.executor is not None:
+        return "its executor is 'process'"
+    if default_executor is not None:
+        return "the run's executor is 'process'"
+    return "it has a timeout"

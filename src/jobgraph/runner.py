@@ -96,7 +96,7 @@ class Runner(BodyStarter):
         self.on_event: Any = (
             on_event if on_event is not None else (parent.on_event if parent is not None else None)
         )
-        self.force = force
+        self.force = _opt.check_force(owner, force)
         self.run_id = run_id  # chosen by the caller (a run submitted in the background)
         # processes: how many worker processes (default one per core); the artron layer
         # sets it to artron's nb_workers.
@@ -233,6 +233,15 @@ class Runner(BodyStarter):
             # A subgraph's data from outside comes from the store when this process has none.
             fetch_outside_results(self.scheduler.plan(), self.store_spec, self.scheduler.name)
         plan = self.scheduler.validate_for(self.pools, self.executor)
+        if self.parent is None and isinstance(self.force, (list, tuple, set)):
+            # A misspelt name would force nothing and run the cached job's stale result.
+            known = self.scheduler._job_names()
+            for name in self.force:
+                if name not in known:
+                    hint = _plan.did_you_mean(name, known)
+                    raise ValueError(
+                        f"scheduler {self.scheduler.name!r}: force names unknown job {name!r}{hint}"
+                    )
         plan.claim()  # nested validation may have re-planned shared jobs
         return plan
 

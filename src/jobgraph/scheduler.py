@@ -182,6 +182,15 @@ class Scheduler(Job):
                 job.validate_for(job.pools, inner)
         return plan
 
+    def _job_names(self) -> set[str]:
+        """The names a run option such as ``force`` may use: this graph's and nested ones'."""
+        names: set[str] = set()
+        for job in self.plan().jobs:
+            names.add(job.name)
+            if isinstance(job, Scheduler):
+                names |= job._job_names()
+        return names
+
     def check_cycles(self) -> bool:
         """True when the graph has no cycle."""
         from .errors import CycleError
@@ -387,11 +396,18 @@ _JOB_OPTIONS = frozenset(
 )
 
 
+# The constructor's own keywords, for the did-you-mean of a misspelt one.
+_OWN_OPTIONS = ("name", "window", "timeout", "resources", "store", "executor", "critical")
+
+
 def _check_job_options(options: Mapping[str, Any]) -> None:
     for key in options:
         if key in _JOB_OPTIONS:
             continue
-        hint = " (it is an option of run(), not of the constructor)" if key in RUN_OPTIONS else ""
+        if key in RUN_OPTIONS:
+            hint = " (it is an option of run(), not of the constructor)"
+        else:
+            hint = _plan.did_you_mean(key, (*_OWN_OPTIONS, *sorted(_JOB_OPTIONS)))
         raise TypeError(f"Scheduler() got an unexpected keyword argument {key!r}{hint}")
 
 

@@ -38,6 +38,10 @@ class Subgraph(Scheduler):
     def _external_ok(self) -> frozenset[Job] | None:
         return self._outside
 
+    def _job_names(self) -> set[str]:
+        """The whole graph's names: forcing a job left outside the view is no mistake."""
+        return self.parent._job_names()
+
 
 def _indices(parent: Scheduler, spec: Any) -> list[int]:
     plan = parent.plan()

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .errors import CycleError, GraphError, MissingDependencyError
+from .errors import CycleError, GraphError, MissingDependencyError, ResourceError
 from .job import Job, Shell
 from .plan import did_you_mean
 from .scheduler import Scheduler
@@ -114,10 +114,7 @@ def _parse(file: Path, text: str) -> tuple[dict[str, Any], _Where]:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise WorkflowError(f"{file}:{line}: not valid YAML: {problem}") from None
+        raise WorkflowError(_yaml_problem(file, exc)) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
@@ -128,6 +125,21 @@ def _parse(file: Path, text: str) -> tuple[dict[str, Any], _Where]:
     except DuplicateKey as dup:
         raise WorkflowError(f"{file}:{dup.line}: duplicate key {dup.name!r}") from None
     return data, _Where(file, lines)
+
+
+def _yaml_problem(file: Path, exc: yaml.YAMLError) -> str:
+    """``FILE:LINE: not valid YAML: ...``, with where the construct began when elsewhere.
+
+    PyYAML notices an unclosed ``[`` or ``{`` only on a later line; the line that opened
+    it is the one to fix, so it is named too.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    problem = getattr(exc, "problem", None) or str(exc)
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None and start.line + 1 != line:
+        problem += f" ({context} that starts at line {start.line + 1})"
+    return f"{file}:{line}: not valid YAML: {problem}"
 
 
 def _record_lines(node: Any, key: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
@@ -167,10 +179,18 @@ def _build(data: dict[str, Any], where: _Where) -> Scheduler:
             timeout=data.get("timeout"),
             resources=data.get("resources"),
         )
+    except (ValueError, TypeError) as exc:
+        # Each top-level option is checked on its own: the message names the one at fault.
+        key = next((k for k in ("window", "timeout", "resources") if f": {k}" in str(exc)), None)
+        raise WorkflowError(f"{where.at(*(key,) if key else ())}: {exc}") from None
+    try:
         scheduler.validate()
     except CycleError as exc:
         first = where.at("jobs", exc.cycle[0]) if exc.cycle else str(where.path)
         raise CycleError(exc.cycle, first) from None
+    except ResourceError as exc:
+        line = where.at("jobs", exc.job or "", "resources", exc.pool or "")
+        raise WorkflowError(f"{line}: {exc}") from None
     except (GraphError, ValueError, TypeError) as exc:
         raise WorkflowError(f"{where.at()}: {exc}") from None
     return scheduler
@@ -187,6 +207,10 @@ def _check_keys(
 
 def _job(name: str, spec: Any, where: _Where, folder: Path) -> Job:
     key = ("jobs", name)
+    try:
+        Job._check_name(name)  # its key is its name: the line to fix is the key's own
+    except ValueError as exc:
+        raise WorkflowError(f"{where.at(*key)}: {exc}") from None
     if not isinstance(spec, dict):
         raise WorkflowError(f"{where.at(*key)}: job {name!r} must be a mapping of options")
     _check_keys(spec, JOB_KEYS, where, key, f"key in job {name!r}:")
@@ -205,7 +229,10 @@ def _job(name: str, spec: Any, where: _Where, folder: Path) -> Job:
         return Job(_target(spec["call"]), *args, **options, **kwargs)
     except (ValueError, TypeError, ImportError, AttributeError) as exc:
         option = next((k for k in spec if k in str(exc)), "call" if "call" in spec else "shell")
-        raise WorkflowError(f"{where.at(*key, option)}: job {name!r}: {exc}") from None
+        text, prefix = str(exc), f"job {name!r}: "
+        # Errors from Job() name the job already: say it once.
+        message = text if text.startswith(prefix) else prefix + text
+        raise WorkflowError(f"{where.at(*key, option)}: {message}") from None
 
 
 def _options(name: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -268,7 +295,7 @@ def _link(name: str, spec: dict[str, Any], jobs: dict[str, Job], where: _Where) 
     if not isinstance(wanted, list):
         raise WorkflowError(
             f"{where.at('jobs', name, 'requires')}: job {name!r}: 'requires' "
-            f"must be a job name or a list of them"
+            f"must be a job name or a list of them, not {wanted!r}"
         )
     for index, other in enumerate(wanted):
         if str(other) not in jobs:

@@ -106,7 +106,7 @@ def test_exit_status_is_the_report_exit_code(tmp_path: Path):
         ),
         (
             "jobs:\n  a:\n    shell: echo\n    timeout: soon\n",
-            "bad.yaml:4: job 'a': job 'a': timeout must be a positive finite number",
+            "bad.yaml:4: job 'a': timeout must be a positive finite number",
         ),
         ("jobs:\n  a: [unclosed\n", "bad.yaml:3: not valid YAML"),
         (
