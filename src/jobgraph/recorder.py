@@ -88,9 +88,17 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+# Lease holders whose runs go on in this process. A holder that names this process but is
+# not here is a run of ours that stopped without giving its lease up (a store error), and
+# may be taken over at once, as one of a dead process may.
+_LIVE_HERE: set[str] = set()
+
+
 def _dead_on_this_host(holder: str | None) -> bool:
-    """True when ``holder`` names a process of this machine that no longer exists."""
+    """True when ``holder`` names a run of this machine whose process or run is gone."""
     pid = local_pid(holder)
+    if pid == os.getpid():
+        return holder not in _LIVE_HERE
     return pid is not None and not pid_alive(pid)
 
 
@@ -162,6 +170,7 @@ class Recorder:
             if not _dead_on_this_host(exc.holder):
                 raise
             store.acquire(run_id, self.owner, LEASE_SECONDS, time.time(), takeover=exc.holder)
+        _LIVE_HERE.add(self.owner)
 
     def renew(self) -> None:
         """Heartbeat: keep the lease while the run goes on."""
@@ -228,7 +237,8 @@ class Recorder:
         self.store.release(self.run_id, self.owner)
 
     def close(self) -> None:
-        """Close a store this recorder opened itself."""
+        """Close a store this recorder opened itself; the run no longer goes on here."""
+        _LIVE_HERE.discard(self.owner)
         if self._owns_store and self.store is not None:
             self.store.close()
 

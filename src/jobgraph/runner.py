@@ -114,6 +114,7 @@ class Runner(BodyStarter):
         self._active: dict[int, Attempt] = {}
         self._retry_timers: dict[int, asyncio.TimerHandle] = {}
         self._waker: asyncio.Future[None] | None = None
+        self._woken = False  # a wake with no waiter: see _wake
         self._interrupts = 0
         self._timer: asyncio.TimerHandle | None = None
         self._resumed: dict[int, Resumed] = {}
@@ -218,13 +219,21 @@ class Runner(BodyStarter):
         self._flush()
 
     async def _next_event(self) -> None:
+        if self._woken:  # something happened since the last wait (an abort from a flush)
+            self._woken = False
+            return
         waker = self._waker = self.loop.create_future()
         await waker
+        self._woken = False
 
     def _wake(self) -> None:
         waker = self._waker
         if waker is not None and not waker.done():
             waker.set_result(None)
+        else:
+            # Nobody waits yet: the next wait returns at once, so an event that came
+            # before it (a store error found by a flush) is never slept through.
+            self._woken = True
 
     # -- set-up ---------------------------------------------------------------------
 
