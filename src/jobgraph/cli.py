@@ -522,7 +522,8 @@ def resume(run_id: str, store: str, quiet: bool) -> None:
     sys.exit(report.exit_code)
 
 
-from . import cli_remote  # noqa: E402, F401 - registers serve, submit, status, wait, abort
+# Registering commands: serve, submit, status, wait, abort (cli_remote); doctor (cli_doctor).
+from . import cli_doctor, cli_remote  # noqa: E402, F401
 
 
 def entry() -> None:

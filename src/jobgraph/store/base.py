@@ -48,6 +48,17 @@ class RunInfo:
     lease_until: float | None = None
 
 
+@dataclass(frozen=True)
+class Checkup:
+    """What a store's own check found (``jobgraph doctor``), read without changing the store."""
+
+    location: str  # the store as messages name it (a URL's password hidden)
+    problems: tuple[str, ...]  # damage found (none: the data is sound)
+    version: int | None  # the schema version recorded; None: no jobgraph schema there
+    current: int  # the schema version this jobgraph writes
+    tables: frozenset[str] = frozenset()  # the tables present
+
+
 class JobEnd(NamedTuple):
     """A job's terminal record in one run (a tuple: cheap to build and to batch)."""
 

@@ -14,6 +14,7 @@ from typing import Any
 from .base import JobEnd, JobStart, RunLockedError
 
 PICKLE_PROTOCOL = 4  # readable by every supported Python
+TABLES = ("meta", "runs", "journal", "successes", "output")  # of the current schema, in both
 
 
 def pack(entries: Sequence[tuple[Any, ...]]) -> bytes:

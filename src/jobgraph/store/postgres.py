@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError
-from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
+from .base import Checkup, JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
 from .journal import check_lease, ends_of, lost_lease, new_successes, pack, starts_of
 
 T = TypeVar("T")
@@ -312,6 +312,48 @@ class PostgresStore(Store):
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def checkup(url: str) -> Checkup:
+    """Reach the server and read the schema, creating and migrating nothing.
+
+    A missing schema is a :class:`StoreError` (nothing was ever recorded there). PostgreSQL
+    keeps its own data sound; the one damage it reports to clients is data checksum failures
+    (counted only where checksums are enabled).
+    """
+    try:
+        import psycopg
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    base, schema = split_schema(url)
+    location = f"{_safe(base)} (schema {schema})"
+    try:
+        with psycopg.connect(
+            base, autocommit=True, connect_timeout=5, application_name="jobgraph doctor"
+        ) as db:
+            found = db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+            if found.fetchone() is None:
+                raise StoreError(f"no store at {location}: the schema does not exist")
+            rows = db.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            ).fetchall()
+            tables = frozenset(str(row[0]) for row in rows)
+            version = None
+            if "meta" in tables:
+                row = db.execute(
+                    f'SELECT value FROM "{schema}".meta WHERE key = %s', ("schema_version",)
+                ).fetchone()
+                version = int(row[0]) if row else None
+            failures = db.execute(
+                "SELECT checksum_failures FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+    except psycopg.Error as exc:
+        raise StoreError(f"store {location}: {exc}") from exc
+    problems: tuple[str, ...] = ()
+    if failures and failures[0]:
+        problems = (f"{failures[0]} data checksum failures in the database (see the server's log)",)
+    return Checkup(location, problems, version, SCHEMA_VERSION, tables)
 
 
 def _bytes(value: Any) -> bytes | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StoreError
-from .base import JobEnd, JobStart, RunInfo, Store, Success
+from .base import Checkup, JobEnd, JobStart, RunInfo, Store, Success
 from .journal import check_lease, ends_of, lost_lease, new_successes, pack, starts_of
 
 T = TypeVar("T")
@@ -330,3 +330,47 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._db.close()
+
+
+def checkup(path: str | os.PathLike[str]) -> Checkup:
+    """Check a store file without changing it: SQLite's integrity check, tables, version.
+
+    Nothing is written (an older schema is reported, not migrated) and no file is created.
+    A file SQLite cannot read at all is a problem, named, not an exception.
+    """
+    file = Path(path)
+    try:
+        # mode=rw, not ro: a reader of a WAL file may have to create its -shm index, and a
+        # read-only connection cannot; rw still never creates the database file itself.
+        db = sqlite3.connect(
+            f"{file.resolve().as_uri()}?mode=rw", uri=True, timeout=_BUSY_MS / 1000
+        )
+    except sqlite3.Error as exc:
+        return Checkup(str(file), (f"cannot open it: {exc}",), None, SCHEMA_VERSION)
+    problems: list[str] = []
+    try:
+        # The schema first: it may still be readable where other pages are damaged.
+        tables, version = _schema_of(db, problems)
+        try:
+            rows = db.execute("PRAGMA integrity_check(20)").fetchall()  # at most 20 problems
+            problems += [str(row[0]) for row in rows if row[0] != "ok"]
+        except sqlite3.Error as exc:  # damage bad enough to stop the check itself
+            problems.append(str(exc))
+    finally:
+        db.close()
+    unique = tuple(dict.fromkeys(problems))  # the same message from both reads, once
+    return Checkup(str(file), unique, version, SCHEMA_VERSION, tables)
+
+
+def _schema_of(db: sqlite3.Connection, problems: list[str]) -> tuple[frozenset[str], int | None]:
+    """The tables and the schema version of a store file (what cannot be read: a problem)."""
+    tables: set[str] = set()
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        row = None
+        if "meta" in tables:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return frozenset(tables), int(row[0]) if row else None
+    except (sqlite3.Error, ValueError) as exc:  # e.g. "file is not a database"
+        problems.append(str(exc))
+        return frozenset(tables), None
