@@ -25,6 +25,7 @@ from . import plan as _plan
 from .bodies import Attempt, BodyStarter, Pools, seconds
 from .core import RUN_IF_CODES, Core, Spec
 from .errors import JobError, StoreError
+from .executors.reaper import REAPER
 from .executors.shell import kill_all_groups
 from .job import CORO_FUNCTION, CORO_OBJECT, SHELL, Job
 from .recorder import LEASE_SECONDS, Recorder, Resumed, fetch_outside_results, job_end
@@ -142,6 +143,7 @@ class Runner(BodyStarter):
         self._timer = self._arm_global_timeout()
         sigint = self._install_sigint()
         heartbeat = self._heartbeat()
+        REAPER.enter()  # its helper starts with the first command or worker, if any
         try:
             core.start()
             self._collect_ended()
@@ -151,9 +153,12 @@ class Runner(BodyStarter):
             await self._settle()
             raise
         finally:
-            self._close(heartbeat, sigint, frozen)
-            if self.parent is None:
-                await self.shared.close_remote()
+            try:
+                self._close(heartbeat, sigint, frozen)
+                if self.parent is None:
+                    await self.shared.close_remote()
+            finally:
+                REAPER.leave()  # after the pools closed: nothing of ours is left to watch
         if self.store_error is not None:
             raise self.store_error
         if self.crash is not None:

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..errors import WorkerDiedError
+from .reaper import REAPER
 
 
 class RemoteTraceback(Exception):
@@ -211,6 +212,9 @@ class WorkerPool:
             target=_worker_main, args=(child,), daemon=True, name="jobgraph-worker"
         )
         process.start()
+        assert process.pid is not None
+        # A busy worker would not notice a killed runner until its call returns.
+        REAPER.watch(process.pid)
         child.close()
         worker = _Worker(process, parent)
         asyncio.get_running_loop().add_reader(parent.fileno(), self._on_reply, worker)
@@ -266,6 +270,8 @@ class WorkerPool:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             process.join(1.0)
+        if process.pid is not None:
+            REAPER.forget(process.pid)
         worker.conn.close()
         if worker in self._idle:
             self._idle.remove(worker)

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import ShellError
 from ..job import Shell, ShellResult
 from ..output import OutputBuffer
+from .reaper import REAPER
 
 _POLL = 0.02  # seconds between checks that a process group is gone
 _DRAIN_SECONDS = 1.0  # how long output may keep coming once the command's group is gone
@@ -35,6 +36,7 @@ async def run_shell(job: Shell, kill_grace: float) -> ShellResult:
     job._stdout, job._stderr = out, err
     transport, protocol = await _spawned(job, kill_grace)
     proc = asyncio.subprocess.Process(transport, protocol, asyncio.get_running_loop())
+    REAPER.watch(proc.pid)  # stopped by the reaper if this process is killed meanwhile
     _LIVE_GROUPS.add(proc.pid)
     pumps = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
     try:
@@ -49,6 +51,7 @@ async def run_shell(job: Shell, kill_grace: float) -> ShellResult:
         raise
     finally:
         _LIVE_GROUPS.discard(proc.pid)
+        REAPER.forget(proc.pid)
     assert proc.returncode is not None
     return conclude(job, proc.returncode)
 

@@ -1,0 +1,207 @@
+"""The reaper: a helper process that stops a killed runner's commands and workers.
+
+A runner stops its commands' process groups and its worker processes itself, but a
+runner killed with SIGKILL runs no code: its commands (each in a session of its own, so
+not touched by a signal to the runner's group) would live on. So, while a run goes on,
+one small helper process holds the read end of a pipe whose write end only the runner
+holds. The runner writes to it each process group it starts (``+PGID STARTTIME``) and
+each that ended (``-PGID``). When the runner dies, the kernel closes the write end: the
+helper reads EOF, sends SIGKILL to every group still registered, and exits. When the
+last run of the process ends normally, the runner writes ``q`` and the helper exits
+without touching anything.
+
+Why not ``prctl(PR_SET_PDEATHSIG)``: it only reaches direct children (not a command's
+background children), it fires when the parent *thread* ends rather than the process,
+and setting it needs code in the child between fork and exec. One helper process covers
+whole groups, costs one process per run (started at the first command or worker), and
+no thread.
+
+The helper never kills what it was not told about: with each group it keeps the start
+time of the group's leader (from ``/proc``). At the kill, a live process with that pid
+but another start time is a newcomer that reused the pid, and is left alone; a leader
+that is gone while members of its group live is still ours (Linux never hands out a pid
+that is in use as a process group id).
+
+Linux and POSIX only, as the rest of the executors. The one window left open: a command
+started but not yet registered (a few microseconds, between fork and the first write)
+when the runner is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+_QUIT = b"q\n"
+_UNKNOWN = "-"  # no start time: the leader was already gone when it was registered
+
+
+def start_time(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # After the command name: state is field 3, starttime field 22.
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+class Reaper:
+    """The runner's side: starts the helper lazily and tells it what to watch.
+
+    ``enter``/``leave`` bracket each run; the helper starts at the first :meth:`watch`
+    and is told to exit once no run goes on and no group is watched.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs = 0
+        self._groups: dict[int, str] = {}  # pgid -> its leader's start time
+        self._fd: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The helper process's pid while it runs (tests look at it)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def enter(self) -> None:
+        """A run begins."""
+        with self._lock:
+            self._runs += 1
+
+    def leave(self) -> None:
+        """A run ended: the last one stops the helper (when nothing is watched)."""
+        with self._lock:
+            self._runs = max(0, self._runs - 1)
+            self._close_if_idle()
+
+    def watch(self, pgid: int) -> None:
+        """Kill process group ``pgid`` if this process dies before :meth:`forget`."""
+        started = start_time(pgid) or _UNKNOWN
+        with self._lock:
+            self._groups[pgid] = started
+            self._send(f"+{pgid} {started}\n".encode())
+
+    def forget(self, pgid: int) -> None:
+        """Group ``pgid`` is gone (or stopped by the runner itself): stop watching it."""
+        with self._lock:
+            if self._groups.pop(pgid, None) is None:
+                return
+            self._send(f"-{pgid}\n".encode())
+            self._close_if_idle()
+
+    # -- internals ------------------------------------------------------------------
+
+    def _send(self, message: bytes) -> None:
+        if self._fd is None:
+            self._start()
+        assert self._fd is not None
+        try:
+            os.write(self._fd, message)  # under PIPE_BUF: one atomic write
+        except OSError:
+            # The helper died (someone killed it): start another, tell it everything.
+            self._stop_helper(quit_first=False)
+            self._start()
+
+    def _start(self) -> None:
+        read_end, write_end = os.pipe()  # not inheritable: commands never hold the write end
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", os.path.abspath(__file__), str(os.getpid())],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a signal to the runner's group does not reach it
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._fd = write_end
+        if self._groups:
+            os.write(self._fd, b"".join(f"+{g} {s}\n".encode() for g, s in self._groups.items()))
+
+    def _close_if_idle(self) -> None:
+        if self._runs == 0 and not self._groups and self._fd is not None:
+            self._stop_helper(quit_first=True)
+
+    def _stop_helper(self, quit_first: bool) -> None:
+        fd, proc = self._fd, self._proc
+        self._fd = self._proc = None
+        if fd is not None:
+            if quit_first:
+                with contextlib.suppress(OSError):
+                    os.write(fd, _QUIT)
+            os.close(fd)
+        if proc is not None:
+            try:
+                proc.wait(2.0)  # it exits at once on "q" or EOF; never leave a zombie
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def _forked(self) -> None:
+        """In a child forked without exec: drop our copy, or the helper never sees EOF."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd, self._proc, self._groups, self._runs = None, None, {}, 0
+
+
+REAPER = Reaper()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=REAPER._forked)
+
+
+# -- the helper process -------------------------------------------------------------
+
+
+def _kill(pgid: int, started: str) -> None:
+    """SIGKILL group ``pgid`` unless its pid now belongs to another process."""
+    now = start_time(pgid)
+    if now is not None and now != started:
+        return  # the leader is gone and a newcomer has its pid (or never was ours)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        if now is not None:  # our worker, before it made its own group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pgid, signal.SIGKILL)
+    except PermissionError:
+        pass
+
+
+def main() -> int:
+    """Read registrations on stdin until ``q`` (exit) or EOF (kill them all, exit)."""
+    # The runner decides what Ctrl-C and a hang-up mean; only EOF or "q" ends us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    groups: dict[int, str] = {}
+    pending = b""
+    while True:
+        data = os.read(0, 65536)
+        if not data:
+            break
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            if line == b"q":
+                return 0
+            if line.startswith(b"+"):
+                group, _, started = line[1:].decode().partition(" ")
+                groups[int(group)] = started
+            elif line.startswith(b"-"):
+                groups.pop(int(line[1:]), None)
+    for pgid, started in groups.items():
+        _kill(pgid, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The reaper: nothing a runner started survives it being killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import jobgraph as jg
+from jobgraph.executors import reaper
+from jobgraph.executors.reaper import REAPER, Reaper
+from procs import children_of, live_processes_with, wait_until_gone
+
+HERE = Path(__file__).parent
+
+
+def unique_sleep() -> str:
+    """A ``sleep`` duration no other process uses: it marks ours in /proc."""
+    return f"sleep 300.{int(uuid.uuid4().hex[:6], 16):08d}"
+
+
+def runner_script(tmp_path: Path, body: str) -> subprocess.Popen[bytes]:
+    """Start a runner process running ``body`` (with ``jg`` and ``READY`` defined)."""
+    script = tmp_path / "runner.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(HERE)!r})\n"
+        "import jobgraph as jg\n"
+        f"READY = {str(tmp_path / 'ready')!r}\n"
+        "if __name__ == '__main__':\n" + textwrap.indent(textwrap.dedent(body), "    ")
+    )
+    return subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE)
+
+
+def wait_for(path: Path, proc: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1].decode()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        for child in children_of(todo.pop()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def survivors(pids: set[int], seconds: float = 5.0) -> list[int]:
+    """Wait up to ``seconds`` for ``pids`` to end; those still alive."""
+    deadline = time.monotonic() + seconds
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_runner_leaves_no_command_or_background_child(tmp_path: Path) -> None:
+    marker = unique_sleep()
+    family = f"{marker} & (sh -c '{marker}' &) ; {marker} & touch \"$READY\"; {marker}"
+    proc = runner_script(
+        tmp_path,
+        f"""
+        job = jg.Shell({family!r}, env={{"READY": READY}})
+        jg.Scheduler(job, jg.Shell({marker!r}), window=4).run()
+        """,
+    )
+    try:
+        wait_for(tmp_path / "ready", proc)
+        deadline = time.monotonic() + 10
+        while len(live_processes_with(marker)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # four sleeps in the family, one alone (and the shells whose command lines name them)
+        assert len(live_processes_with(marker)) >= 5
+        family_tree = descendants(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert wait_until_gone(marker, 5.0) == []
+    # The reaper too is gone: nothing the runner started is left.
+    assert survivors(family_tree) == []
+
+
+def test_a_killed_runner_leaves_no_worker_process(tmp_path: Path) -> None:
+    proc = runner_script(
+        tmp_path,
+        """
+        import proc_helpers
+        job = jg.Job(proc_helpers.sleep_then_touch, 0.0, READY, executor="process")
+        slow = jg.Job(proc_helpers.sleep_for, 300.0, executor="process", requires=[job])
+        jg.Scheduler(job, slow, window=4).run(processes=2)
+        """,
+    )
+    try:
+        wait_for(tmp_path / "ready", proc)
+        time.sleep(0.3)  # the second job is in a worker now
+        family = descendants(proc.pid)
+        workers = [
+            p for p in family if b"multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        assert workers, "no worker process found"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert survivors(family) == []
+
+
+def test_a_normal_run_leaves_no_reaper_behind() -> None:
+    seen: list[int | None] = []
+
+    async def look() -> None:
+        seen.append(REAPER.pid)
+
+    first = jg.Shell("true")
+    jg.Scheduler(first, jg.Job(look, requires=[first]), window=2).run()
+    helper = seen[0]
+    assert helper is not None and not alive(helper)  # it ran during the run, not after
+    assert REAPER.pid is None
+    assert live_processes_with(f"reaper.py {os.getpid()}") == []
+
+
+def test_a_run_without_commands_starts_no_reaper() -> None:
+    seen: list[int | None] = []
+
+    async def look() -> None:
+        seen.append(REAPER.pid)
+
+    jg.Scheduler(jg.Job(look)).run()
+    assert seen == [None]
+
+
+def start_in_own_group(marker: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["/bin/sh", "-c", f"{marker}; true"], start_new_session=True)
+
+
+def test_only_groups_still_registered_are_killed_when_the_runner_dies() -> None:
+    marker_kept, marker_killed = unique_sleep(), unique_sleep()
+    kept, killed = start_in_own_group(marker_kept), start_in_own_group(marker_killed)
+    stranger = start_in_own_group(unique_sleep())
+    try:
+        own = Reaper()
+        own.enter()
+        own.watch(kept.pid)
+        own.watch(killed.pid)
+        own.forget(kept.pid)
+        helper = own._proc
+        assert helper is not None and own._fd is not None
+        os.close(own._fd)  # what the kernel does when this process dies: EOF
+        assert helper.wait(5.0) == 0
+        assert killed.wait(5.0) == -signal.SIGKILL
+        assert wait_until_gone(marker_killed, 5.0) == []
+        assert kept.poll() is None and stranger.poll() is None
+    finally:
+        for p in (kept, killed, stranger):
+            p.kill()
+            p.wait()
+
+
+def test_a_reused_pid_is_left_alone() -> None:
+    marker = unique_sleep()
+    other = start_in_own_group(marker)
+    try:
+        helper = subprocess.Popen(
+            [sys.executable, "-I", "-S", reaper.__file__, "test"], stdin=subprocess.PIPE
+        )
+        assert helper.stdin is not None
+        # Registered with another start time: the pid now names a newcomer.
+        helper.stdin.write(f"+{other.pid} 1\n".encode())
+        helper.stdin.close()
+        assert helper.wait(5.0) == 0
+        assert other.poll() is None and live_processes_with(marker)
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_the_helper_is_replaced_if_it_dies() -> None:
+    marker = unique_sleep()
+    cmd = start_in_own_group(marker)
+    try:
+        own = Reaper()
+        own.enter()
+        own.watch(cmd.pid)
+        first = own._proc
+        assert first is not None
+        first.kill()
+        first.wait()
+        other = start_in_own_group(unique_sleep())
+        own.watch(other.pid)  # the write fails: a new helper takes both groups
+        assert own._proc is not None and own._proc is not first
+        assert own._fd is not None
+        os.close(own._fd)
+        own._proc.wait(5.0)
+        assert cmd.wait(5.0) == -signal.SIGKILL
+        assert other.wait(5.0) == -signal.SIGKILL
+    finally:
+        cmd.kill()
+        cmd.wait()
