@@ -39,8 +39,9 @@ JOBS = 2000 if LONG else 320
 RANDOM_KILLS = 50 if LONG else 5
 NTHS = 3 if LONG else 1  # how many times each named point is hit (at different N)
 MOST_N = 60 if LONG else 20
-# The longest random wait after a segment's first ledger line before the kill.
-RANDOM_WAIT = 0.3 if LONG else 0.6
+# A random kill lands once its segment ran this many jobs at most (progress, not time:
+# on a loaded machine a timed kill could come after the run's end, and never land).
+RANDOM_LINES = 12 if LONG else 30
 
 
 def start(store: Path, ledger: Path, segment: int, summary: Path, fault: str | None):
@@ -87,23 +88,20 @@ def segment_lines(ledger: Path, segment: int) -> int:
 
 
 def watch_until_exit(
-    proc: subprocess.Popen[bytes], kill_after: float | None, ledger: Path, segment: int
+    proc: subprocess.Popen[bytes], kill_after: int | None, ledger: Path, segment: int
 ) -> set[int]:
-    """Wait for ``proc`` (killing it ``kill_after`` s after its first ledger line, if
+    """Wait for ``proc`` (killing it once its segment logged ``kill_after`` jobs, if
     given); return every process seen below it meanwhile."""
     seen: set[int] = set()
-    kill_at: float | None = None
     deadline = time.monotonic() + 120
     while proc.poll() is None:
         assert time.monotonic() < deadline, "a segment took over 2 minutes"
         seen |= descendants(proc.pid)
-        if kill_after is not None and kill_at is None and segment_lines(ledger, segment):
-            kill_at = time.monotonic() + kill_after
-        if kill_at is not None and time.monotonic() >= kill_at:
+        if kill_after is not None and segment_lines(ledger, segment) >= kill_after:
             seen |= descendants(proc.pid)
             proc.send_signal(signal.SIGKILL)
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     proc.wait()
     return seen
 
@@ -150,8 +148,8 @@ def test_kill_nine_at_named_points_and_random_moments_then_resume(tmp_path: Path
         fault = kills[segment] if segment < len(kills) else None
         random_kill = segment < len(kills) and fault is None
         proc = start(store, ledger, segment, summary, fault)
-        wait = rng.uniform(0.0, RANDOM_WAIT) if random_kill else None
-        family = watch_until_exit(proc, wait, ledger, segment)
+        after = rng.randint(1, RANDOM_LINES) if random_kill else None
+        family = watch_until_exit(proc, after, ledger, segment)
         err = proc.stderr.read().decode() if proc.stderr else ""
         if proc.returncode == 0:
             break
@@ -167,7 +165,7 @@ def test_kill_nine_at_named_points_and_random_moments_then_resume(tmp_path: Path
 
     named = [k for k in landed if k != "random"]
     assert len(named) >= len(workload.POINTS), landed  # each named point at least once
-    assert landed.count("random") >= RANDOM_KILLS * 0.6, landed
+    assert landed.count("random") == RANDOM_KILLS, landed  # progress-based: all land
 
     lines = [line.split() for line in ledger.read_text().splitlines()]
     runs = Counter(name for _, name in lines)

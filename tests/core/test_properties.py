@@ -16,6 +16,9 @@ from jobgraph.state import FAILURE, SUCCESS, TERMINAL, State
 
 from .driver import drive, make_core
 
+# CI runs the default; the long variant sets JOBGRAPH_PROPERTY_EXAMPLES=20000.
+EXAMPLES = int(os.environ.get("JOBGRAPH_PROPERTY_EXAMPLES", "500"))
+
 OUTCOMES = [State.SUCCEEDED, State.SUCCEEDED, State.SUCCEEDED, State.FAILED, State.TIMED_OUT]
 
 
@@ -46,7 +49,7 @@ def descendants(reqs: list[list[int]], roots: set[int]) -> set[int]:
     return graph.reachable(roots, graph.successors(reqs))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(runs())
 def test_random_runs_keep_every_promise(case):
     reqs, outcomes, window, seed = case
@@ -75,7 +78,7 @@ def test_random_runs_keep_every_promise(case):
         assert core.causes[i] and {int(c[1:]) for c in core.causes[i]} <= failed
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(runs(), st.data())
 def test_resources_never_overdrawn(case, data):
     reqs, outcomes, _, seed = case
@@ -127,9 +130,6 @@ def test_run_if_success_is_the_default():
 
 
 # -- crashes and resumes --------------------------------------------------------------
-
-# CI runs the default; the long variant sets JOBGRAPH_PROPERTY_EXAMPLES=20000.
-EXAMPLES = int(os.environ.get("JOBGRAPH_PROPERTY_EXAMPLES", "500"))
 
 
 def drive_until_crash(core: Core, outcomes: list[State], seed: int, events: int) -> set[int]:

