@@ -27,6 +27,15 @@ def live_processes(match: Callable[[bytes], bool]) -> list[int]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
 def live_processes_with(marker: str) -> list[int]:
     """PIDs of live (non-zombie) processes whose command line contains ``marker``."""
     return live_processes(

@@ -14,7 +14,7 @@ from pathlib import Path
 import jobgraph as jg
 from jobgraph.executors import reaper
 from jobgraph.executors.reaper import REAPER, Reaper
-from procs import children_of, live_processes_with, wait_until_gone
+from procs import alive, children_of, live_processes_with, wait_until_gone
 
 HERE = Path(__file__).parent
 
@@ -61,14 +61,6 @@ def survivors(pids: set[int], seconds: float = 5.0) -> list[int]:
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     return [p for p in pids if alive(p)]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
 
 
 def test_a_killed_runner_leaves_no_command_or_background_child(tmp_path: Path) -> None:

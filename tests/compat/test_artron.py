@@ -23,7 +23,7 @@ from compat.artron_builders import Bakery, Clock, Flaky, Fragile, Odd
 from jobgraph.compat.artron import Graph, Manager, Task, TaskDependenciesError
 from jobgraph.compat.artron.task import Task as TaskFromModule
 from jobgraph.compat.artron.utils import strdate, strgmtime
-from procs import children_of
+from procs import alive, children_of
 
 DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 DURATION = re.compile(r"^\d\d:\d\d:\d\d$")
@@ -60,14 +60,6 @@ def spawned_children() -> set[int]:
         except OSError:
             continue
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
 
 
 def wait_for_file(path: str, seconds: float = 60) -> bool:

@@ -29,9 +29,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from battery import crash_points_workload as workload
 from jobgraph.store import SQLiteStore
-from procs import live_processes_with, wait_until_gone
+from procs import alive, live_processes_with, wait_until_gone
+from reliability import crash_points_workload as workload
 
 HERE = Path(__file__).parent
 LONG = os.environ.get("JOBGRAPH_LONG") == "1"
@@ -70,14 +70,6 @@ def descendants(pid: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
 
 
 def segment_lines(ledger: Path, segment: int) -> int:
