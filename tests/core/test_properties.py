@@ -23,7 +23,7 @@ OUTCOMES = [State.SUCCEEDED, State.SUCCEEDED, State.SUCCEEDED, State.FAILED, Sta
 
 
 @st.composite
-def dags(draw: st.DrawFn, max_jobs: int = 60) -> list[list[int]]:
+def dags(draw: st.DrawFn, max_jobs: int = 200) -> list[list[int]]:
     """Random DAGs: each job requires a few jobs with a smaller index."""
     n = draw(st.integers(min_value=1, max_value=max_jobs))
     reqs: list[list[int]] = []
