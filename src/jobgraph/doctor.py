@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import StoreError
-from .recorder import pid_alive
+from .recorder import pid_alive, split_holder
 from .store import open_store, sqlite_file
 from .store.base import Checkup, RunInfo
 from .store.journal import TABLES
@@ -120,18 +120,9 @@ class Diagnosis:
 # -- verdicts (pure) --------------------------------------------------------------------
 
 
-def split_owner(holder: str | None) -> tuple[str | None, int | None]:
-    """The machine and pid in a lease holder (``host:pid:tag``, see ``recorder.py``)."""
-    if not holder:
-        return None, None
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    return host, int(pid) if pid.isdigit() else None
-
-
 def judge_run(info: RunInfo, now: float, here: str, alive: Callable[[int], bool]) -> RunCheck:
     """The verdict on a run that did not end, as of ``now``, judged on machine ``here``."""
-    host, pid = split_owner(info.owner)
+    host, pid = split_holder(info.owner)
     left = None if info.lease_until is None else info.lease_until - now
     fresh = left is not None and left > 0
     local = host == here and pid is not None

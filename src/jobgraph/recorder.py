@@ -64,13 +64,19 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def local_pid(holder: str | None) -> int | None:
-    """The pid in a lease holder (``host:pid:tag``) when it is a process of this machine."""
+def split_holder(holder: str | None) -> tuple[str | None, int | None]:
+    """The machine and pid in a lease holder (``host:pid:tag``, made by ``_owner``)."""
     if not holder:
-        return None
+        return None, None
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
-    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+    return host, int(pid) if pid.isdigit() else None
+
+
+def local_pid(holder: str | None) -> int | None:
+    """The pid in a lease holder (``host:pid:tag``) when it is a process of this machine."""
+    host, pid = split_holder(holder)
+    return pid if host == socket.gethostname() else None
 
 
 def pid_alive(pid: int) -> bool:

@@ -73,7 +73,7 @@ def _translate(
 ) -> _JgScheduler:
     """One jobgraph job per job, with requirements, flags, window and timeout."""
     log = sched if sched._talks() else None
-    plan = forever.plan(jobs, log)
+    plan = forever.Plan(jobs, log)
     names = _Names()
     mapped: dict[AbstractJob, _JgJob] = {}
     for job in jobs:

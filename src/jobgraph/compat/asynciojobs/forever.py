@@ -70,11 +70,6 @@ class Plan:
         await self.first_end.wait()
 
 
-def plan(jobs: list[AbstractJob], log: PureScheduler | None) -> Plan:
-    """The forever plan of a run of ``jobs``."""
-    return Plan(jobs, log)
-
-
 def _needed(finite: list[AbstractJob], everlasting: set[AbstractJob]) -> set[AbstractJob]:
     """The forever jobs some finite job requires, directly or through other jobs."""
     if not everlasting:

@@ -125,8 +125,13 @@ def _sequence_class() -> type:
 
 def _unicode_ok() -> bool:
     """Whether stdout can show the badges' symbols (a C locale cannot)."""
+    return _encodes_badges(sys.stdout.encoding or "utf-8")  # stdout may be swapped
+
+
+@functools.lru_cache(maxsize=8)
+def _encodes_badges(encoding: str) -> bool:
     try:
-        "\u2613\u21ba\u2691\u2690\u26a0\u2605\u2609\u221e".encode(sys.stdout.encoding or "utf-8")
+        "\u2613\u21ba\u2691\u2690\u26a0\u2605\u2609\u221e".encode(encoding)
     except (UnicodeEncodeError, LookupError):
         return False
     return True
