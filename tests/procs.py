@@ -73,9 +73,9 @@ def jobgraph_cli(*args: str, cwd: str | os.PathLike[str] | None = None, timeout:
     )
 
 
-def children_of(parent: int) -> list[int]:
-    """PIDs of live (non-zombie) direct children of ``parent``."""
-    found = []
+def _children_by_parent() -> dict[int, list[int]]:
+    """Live (non-zombie) processes by parent pid: one pass over /proc."""
+    children: dict[int, list[int]] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -84,6 +84,23 @@ def children_of(parent: int) -> list[int]:
                 fields = f.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) == parent and fields[0] != b"Z":
-            found.append(int(pid))
+        if fields[0] != b"Z":
+            children.setdefault(int(fields[1]), []).append(int(pid))
+    return children
+
+
+def children_of(parent: int) -> list[int]:
+    """PIDs of live (non-zombie) direct children of ``parent``."""
+    return _children_by_parent().get(parent, [])
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes below ``pid``, at any depth."""
+    children = _children_by_parent()
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
     return found

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from jobgraph.store import SQLiteStore
-from procs import alive, live_processes_with, wait_until_gone
+from procs import alive, descendants, live_processes_with, wait_until_gone
 from reliability import crash_points_workload as workload
 
 HERE = Path(__file__).parent
@@ -48,28 +48,6 @@ def start(store: Path, ledger: Path, segment: int, summary: Path, fault: str | N
     argv = [sys.executable, str(HERE / "crash_points_workload.py"), str(store), str(ledger)]
     argv += [str(segment), str(JOBS), str(summary)] + ([fault] if fault else [])
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def descendants(pid: int) -> set[int]:
-    """Live processes below ``pid`` (one pass over /proc: this runs every few ms)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != b"Z":
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def segment_lines(ledger: Path, segment: int) -> int:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import jobgraph as jg
+from procs import children_of
 
 SECONDS = float(os.environ.get("JOBGRAPH_SOAK_SECONDS", "15"))
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -52,17 +53,7 @@ def open_fds() -> int:
 
 
 def children() -> list[int]:
-    me = str(os.getpid())
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1].decode() == me and fields[0] != b"Z":
-            found.append(int(pid))
-    return found
+    return children_of(os.getpid())
 
 
 def cmdline(pid: int) -> bytes:
