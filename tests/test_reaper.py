@@ -120,11 +120,31 @@ def test_a_normal_run_leaves_no_reaper_behind() -> None:
         seen.append(REAPER.pid)
 
     first = jg.Shell("true")
-    jg.Scheduler(first, jg.Job(look, requires=[first]), window=2).run()
+    assert jg.Scheduler(first, jg.Job(look, requires=[first]), window=2).run().ok
     helper = seen[0]
-    assert helper is not None and not alive(helper)  # it ran during the run, not after
+    assert helper is not None
     assert REAPER.pid is None
-    assert live_processes_with(f"reaper.py {os.getpid()}") == []
+    # Told to quit at the run's end, it is gone soon after (the run does not wait for it).
+    assert survivors({helper}) == []
+    assert live_processes_with(f"{reaper.HELPER_NAME} {os.getpid()}") == []
+
+
+def test_the_helper_is_a_small_shell_process_holding_only_its_pipe() -> None:
+    own = Reaper()
+    own.enter()
+    own.watch(os.getpid())  # starts it (our own pid: never killed, "q" comes first)
+    try:
+        helper = own.pid
+        assert helper is not None
+        assert live_processes_with(f"{reaper.HELPER_NAME} {os.getpid()}") == [helper]
+        assert os.getsid(helper) == helper  # a session of its own: our signals miss it
+        # Its input is the pipe; nothing else of this process's (files, sockets) is open.
+        assert os.readlink(f"/proc/{helper}/fd/0").startswith("pipe:")
+        assert sorted(os.listdir(f"/proc/{helper}/fd"), key=int)[3:] == [], "inherited"
+    finally:
+        own.forget(os.getpid())
+        own.leave()
+    assert survivors({helper}) == []
 
 
 def test_a_run_without_commands_starts_no_reaper() -> None:
@@ -169,7 +189,7 @@ def test_a_reused_pid_is_left_alone() -> None:
     other = start_in_own_group(marker)
     try:
         helper = subprocess.Popen(
-            [sys.executable, "-I", "-S", reaper.__file__, "test"], stdin=subprocess.PIPE
+            ["/bin/sh", "-c", reaper.HELPER, reaper.HELPER_NAME, "test"], stdin=subprocess.PIPE
         )
         assert helper.stdin is not None
         # Registered with another start time: the pid now names a newcomer.
@@ -204,3 +224,34 @@ def test_the_helper_is_replaced_if_it_dies() -> None:
     finally:
         cmd.kill()
         cmd.wait()
+
+
+def test_a_worker_without_a_group_of_its_own_is_killed_alone() -> None:
+    # A worker process is watched by its pid before it makes its own group.
+    marker = unique_sleep()
+    worker = subprocess.Popen(["/bin/sh", "-c", f"{marker}; true"])  # in our group
+    try:
+        helper = subprocess.Popen(
+            ["/bin/sh", "-c", reaper.HELPER, reaper.HELPER_NAME, "test"], stdin=subprocess.PIPE
+        )
+        assert helper.stdin is not None
+        helper.stdin.write(f"+{worker.pid} {reaper.start_time(worker.pid)}\n".encode())
+        helper.stdin.close()
+        assert helper.wait(5.0) == 0
+        assert worker.wait(5.0) == -signal.SIGKILL
+        assert alive(os.getpid())  # not our group: only the worker
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_groups_zero_and_one_are_never_signalled() -> None:
+    helper = subprocess.Popen(
+        ["/bin/sh", "-c", reaper.HELPER, reaper.HELPER_NAME, "test"], stdin=subprocess.PIPE
+    )
+    assert helper.stdin is not None
+    # "kill -- -1" would be every process; a start time that matches pid 1's is given.
+    helper.stdin.write(f"+1 {reaper.start_time(1)}\n+0 -\n".encode())
+    helper.stdin.close()
+    assert helper.wait(5.0) == 0
+    assert alive(os.getpid())

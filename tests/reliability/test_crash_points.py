@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from jobgraph.executors.reaper import HELPER_NAME
 from jobgraph.store import SQLiteStore
 from procs import alive, descendants, live_processes_with, wait_until_gone
 from reliability import crash_points_workload as workload
@@ -127,7 +128,7 @@ def test_kill_nine_at_named_points_and_random_moments_then_resume(tmp_path: Path
         landed.append(fault or "random")
         # Nothing the runner started outlives it by 5 s: workers, commands, the reaper.
         assert wait_until_gone(str(ledger), 5.0) == []  # commands name the ledger
-        assert live_processes_with(f"reaper.py {proc.pid}") == []
+        assert live_processes_with(f"{HELPER_NAME} {proc.pid}") == []
         assert [p for p in family if alive(p)] == [], fault
         done_at_kill[segment] = committed_ends(store)
         segment += 1

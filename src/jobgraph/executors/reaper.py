@@ -16,6 +16,12 @@ and setting it needs code in the child between fork and exec. One helper process
 whole groups, costs one process per run (started at the first command or worker), and
 no thread.
 
+Why the helper is a POSIX shell script (``HELPER``), not Python: it starts in about a
+millisecond, with no interpreter to load (tens of milliseconds of processor, most of the
+cost of a small run: a server starts hundreds a minute), and it is spawned without
+copying this process (a fork would make the runner copy its own memory again, page by
+page, as it goes on writing to it).
+
 The helper never kills what it was not told about: with each group it keeps the start
 time of the group's leader (from ``/proc``). At the kill, a live process with that pid
 but another start time is a newcomer that reused the pid, and is left alone; a leader
@@ -31,9 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import threading
 
 _QUIT = b"q\n"
@@ -63,6 +67,7 @@ class Reaper:
         self._groups: dict[int, str] = {}  # pgid -> its leader's start time
         self._fd: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._exiting: list[subprocess.Popen[bytes]] = []  # told to quit, not yet reaped
 
     @property
     def pid(self) -> int | None:
@@ -109,10 +114,11 @@ class Reaper:
             self._start()
 
     def _start(self) -> None:
+        self._reap_exited()
         read_end, write_end = os.pipe()  # not inheritable: commands never hold the write end
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", os.path.abspath(__file__), str(os.getpid())],
+                ["/bin/sh", "-c", HELPER, HELPER_NAME, str(os.getpid())],
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -140,11 +146,14 @@ class Reaper:
                     os.write(fd, _QUIT)
             os.close(fd)
         if proc is not None:
-            try:
-                proc.wait(2.0)  # it exits at once on "q" or EOF; never leave a zombie
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            # It exits at once on "q" or EOF, but on a busy machine "at once" may come
+            # after many others had the processor: the run does not wait for it. It is
+            # reaped (not left a zombie for long) when the next helper starts or stops.
+            self._exiting.append(proc)
+        self._reap_exited()
+
+    def _reap_exited(self) -> None:
+        self._exiting = [proc for proc in self._exiting if proc.poll() is None]
 
     def _forked(self) -> None:
         """In a child forked without exec: drop our copy, or the helper never sees EOF."""
@@ -153,6 +162,7 @@ class Reaper:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         self._fd, self._proc, self._groups, self._runs = None, None, {}, 0
+        self._exiting = []  # the parent's helpers, not ours to reap
 
 
 REAPER = Reaper()
@@ -162,46 +172,38 @@ if hasattr(os, "register_at_fork"):
 
 # -- the helper process -------------------------------------------------------------
 
-
-def _kill(pgid: int, started: str) -> None:
-    """SIGKILL group ``pgid`` unless its pid now belongs to another process."""
-    now = start_time(pgid)
-    if now is not None and now != started:
-        return  # the leader is gone and a newcomer has its pid (or never was ours)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        if now is not None:  # our worker, before it made its own group
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pgid, signal.SIGKILL)
-    except PermissionError:
-        pass
-
-
-def main() -> int:
-    """Read registrations on stdin until ``q`` (exit) or EOF (kill them all, exit)."""
-    # The runner decides what Ctrl-C and a hang-up mean; only EOF or "q" ends us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    groups: dict[int, str] = {}
-    pending = b""
-    while True:
-        data = os.read(0, 65536)
-        if not data:
-            break
-        *lines, pending = (pending + data).split(b"\n")
-        for line in lines:
-            if line == b"q":
-                return 0
-            if line.startswith(b"+"):
-                group, _, started = line[1:].decode().partition(" ")
-                groups[int(group)] = started
-            elif line.startswith(b"-"):
-                groups.pop(int(line[1:]), None)
-    for pgid, started in groups.items():
-        _kill(pgid, started)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+# Lines on stdin: "+PGID START" (watch), "-PGID" (forget), "q" (quit). At EOF, each group
+# still watched is killed, unless its leader's pid now belongs to a process started at
+# another time (field 22 of /proc/PID/stat, the 20th after the command name's ") ").
+# A group whose leader is gone is killed as a group; a watched worker that has no group
+# of its own yet is killed alone. Groups 0 and 1 are never touched ("kill -- -1" would
+# mean every process).
+HELPER = """
+trap '' INT HUP
+watched=
+while IFS= read -r line; do
+  case $line in
+    q) exit 0 ;;
+    +*) set -- ${line#+}; watched="$watched $1:$2" ;;
+    -*)
+      kept=
+      for entry in $watched; do
+        case $entry in "${line#-}":*) ;; *) kept="$kept $entry" ;; esac
+      done
+      watched=$kept ;;
+  esac
+done
+for entry in $watched; do
+  pgid=${entry%%:*} started=${entry#*:} now=
+  case $pgid in ''|*[!0-9]*|0|1) continue ;; esac
+  if [ -r "/proc/$pgid/stat" ] && IFS= read -r stat < "/proc/$pgid/stat"; then
+    set -- ${stat##*") "}
+    shift 19
+    now=$1
+  fi
+  if [ -n "$now" ] && [ "$now" != "$started" ]; then continue; fi
+  kill -s KILL -- "-$pgid" 2>/dev/null || { [ -n "$now" ] && kill -s KILL "$pgid" 2>/dev/null; }
+done
+exit 0
+"""
+HELPER_NAME = "jobgraph-reaper"  # its $0: ps shows "sh -c ... jobgraph-reaper RUNNER_PID"
