@@ -93,10 +93,17 @@ def main() -> int:
         results = run_clients(url, args)
     finally:
         elapsed = time.monotonic() - started
+        server_cpu = cpu_seconds(server.pid)
         server.terminate()
         server.wait(timeout=30)
-    report(results, args, elapsed, url, folder)
+    report(results, args, elapsed, server_cpu, folder)
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """Processor time (user + system) process ``pid`` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_clients(url: str, args: argparse.Namespace) -> list[tuple[list[float], list[Any]]]:
@@ -119,7 +126,7 @@ def run_clients(url: str, args: argparse.Namespace) -> list[tuple[list[float], l
 
 
 def report(
-    results: list[Any], args: argparse.Namespace, elapsed: float, url: str, folder: str
+    results: list[Any], args: argparse.Namespace, elapsed: float, server_cpu: float, folder: str
 ) -> None:
     from jobgraph.store import open_store
 
@@ -161,6 +168,9 @@ def report(
                 "max_ms": latencies[-1] * 1000,
                 "p99_ms_by_request": by_kind,
                 "elapsed_s": round(elapsed, 1),
+                # The server's own processor time (threads answering requests), without
+                # the launcher and the runs (other processes).
+                "server_cpu_s": round(server_cpu, 2),
             },
             indent=1,
         )

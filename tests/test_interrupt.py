@@ -89,3 +89,21 @@ def test_interrupt_handler_is_removed_after_the_run():
         [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
     ).stdout
     assert out.strip() == "True"
+
+
+def test_a_handler_of_the_callers_is_put_back_after_the_run():
+    code = textwrap.dedent(
+        """
+        import signal
+        import jobgraph as jg
+        def mine(signum, frame):
+            pass
+        signal.signal(signal.SIGINT, mine)
+        jg.Scheduler(jg.Job(lambda: 1)).run()
+        print(signal.getsignal(signal.SIGINT) is mine)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
+    ).stdout
+    assert out.strip() == "True"

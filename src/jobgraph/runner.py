@@ -46,6 +46,10 @@ _CHUNK = 4096  # most jobs handed to the workers' queue at once
 _FREEZE_AT = 10_000  # graphs from this size on are hidden from the cyclic GC while running
 
 
+# The SIGINT handler a run replaced, to put back at its end.
+_SigintHandler = tuple[Any]
+
+
 class Runner(BodyStarter):
     """Runs one scheduler's graph once."""
 
@@ -368,22 +372,34 @@ class Runner(BodyStarter):
             if job._kind == SHELL:
                 self.rec.output(self.prefix + job.name, job)
 
-    def _install_sigint(self) -> bool:
-        if not self.handle_sigint or threading.current_thread() is not threading.main_thread():
-            return False
-        try:
-            self.loop.add_signal_handler(signal.SIGINT, self._interrupt)
-        except (NotImplementedError, RuntimeError, ValueError):
-            return False
-        return True
+    def _install_sigint(self) -> _SigintHandler | None:
+        """Ctrl-C interrupts the run; the handler in place before is put back after it.
 
-    def _close(self, heartbeat: Any, sigint: bool, frozen: bool) -> None:
+        ``signal.signal`` and a thread-safe call into the loop (as ``asyncio.Runner``
+        does), not ``loop.add_signal_handler``: that one checks the signal against
+        every valid signal, as enums, each time (a millisecond per run), and gives
+        back the default handler instead of the one it replaced.
+        """
+        if not self.handle_sigint or threading.current_thread() is not threading.main_thread():
+            return None
+        loop, interrupt = self.loop, self._interrupt
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            loop.call_soon_threadsafe(interrupt)
+
+        try:
+            return (signal.signal(signal.SIGINT, on_sigint),)
+        except (ValueError, OSError):
+            return None
+
+    def _close(self, heartbeat: Any, sigint: _SigintHandler | None, frozen: bool) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self._beat is not None:
             self._beat.cancel()
-        if sigint:
-            self.loop.remove_signal_handler(signal.SIGINT)
+        if sigint is not None:
+            # None: the handler was not set from Python; Python's own is the usual one.
+            signal.signal(signal.SIGINT, sigint[0] or signal.default_int_handler)
         if frozen:
             gc.unfreeze()
         self.ended_at = _now()

@@ -108,15 +108,17 @@ def load(path: str | Path) -> Scheduler:
     return _build(data, where)
 
 
+# libyaml's parser when PyYAML was built with it (its wheels are): parsing is most of
+# loading a small workflow, and a server loads one per submitted run, twice. Errors are
+# told in the pure-Python parser's words, the same with or without libyaml.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _parse(file: Path, text: str) -> tuple[dict[str, Any], _Where]:
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        node, data = _load(_FAST_LOADER, text)
     except yaml.YAMLError as exc:
-        raise WorkflowError(_yaml_problem(file, exc)) from None
-    finally:
-        loader.dispose()
+        raise WorkflowError(_yaml_problem(file, _in_plain_words(text, exc))) from None
     if not isinstance(data, dict):
         raise WorkflowError(f"{file}:1: a workflow is a mapping with a 'jobs' key")
     lines: dict[tuple[str, ...], int] = {}
@@ -125,6 +127,25 @@ def _parse(file: Path, text: str) -> tuple[dict[str, Any], _Where]:
     except DuplicateKey as dup:
         raise WorkflowError(f"{file}:{dup.line}: duplicate key {dup.name!r}") from None
     return data, _Where(file, lines)
+
+
+def _load(loader_class: Any, text: str) -> tuple[Any, Any]:
+    """The document's node tree (for line numbers) and its value."""
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
+def _in_plain_words(text: str, exc: yaml.YAMLError) -> yaml.YAMLError:
+    """The pure-Python parser's error for ``text`` (libyaml words it differently)."""
+    try:
+        _load(yaml.SafeLoader, text)
+    except yaml.YAMLError as told:
+        return told
+    return exc
 
 
 def _yaml_problem(file: Path, exc: yaml.YAMLError) -> str:
