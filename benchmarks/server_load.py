@@ -30,8 +30,14 @@ WORKFLOW = "jobs:\n  only:\n    shell: echo ok\n"
 TOKEN = "bench-token"
 
 
-def client_process(url: str, clients: int, runs: int, limit: float, poll: float, out: Any) -> None:
-    """Run ``clients`` threads; send back (latencies, run ids, states)."""
+def client_process(
+    url: str, clients: int, runs: int, limit: float, poll: float, ready: Any, out: Any
+) -> None:
+    """Run ``clients`` threads; send back (latencies, run ids, states).
+
+    The threads start together with every other process's, once all have imported
+    jobgraph (``ready``, a barrier): the clients' own start-up is not part of the load.
+    """
     import jobgraph as jg
 
     latencies: list[tuple[str, float]] = []
@@ -61,6 +67,7 @@ def client_process(url: str, clients: int, runs: int, limit: float, poll: float,
                 found.append((handle.run_id, state))
 
     threads = [threading.Thread(target=one_client) for _ in range(clients)]
+    ready.wait()
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -88,11 +95,11 @@ def main() -> int:
     )
     assert server.stderr is not None
     url = re.search(r"serving on (\S+)", server.stderr.readline()).group(1)  # type: ignore[union-attr]
-    started = time.monotonic()
+    started = [time.monotonic()]
     try:
-        results = run_clients(url, args)
+        results = run_clients(url, args, started)
     finally:
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - started[0]
         server_cpu = cpu_seconds(server.pid)
         server.terminate()
         server.wait(timeout=30)
@@ -106,19 +113,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_clients(url: str, args: argparse.Namespace) -> list[tuple[list[float], list[Any]]]:
+def run_clients(
+    url: str, args: argparse.Namespace, started: list[float]
+) -> list[tuple[list[float], list[Any]]]:
+    """Start the client processes, release them together (``started[0]``: when)."""
     context = multiprocessing.get_context("spawn")
     per_process = [args.clients // args.processes] * args.processes
     per_process[0] += args.clients - sum(per_process)
+    ready = context.Barrier(args.processes + 1, timeout=120)
     pipes, processes = [], []
     for clients in per_process:
         mine, theirs = context.Pipe()
         process = context.Process(
-            target=client_process, args=(url, clients, args.runs, args.limit, args.poll, theirs)
+            target=client_process,
+            args=(url, clients, args.runs, args.limit, args.poll, ready, theirs),
         )
         process.start()
         pipes.append(mine)
         processes.append(process)
+    ready.wait()
+    started[0] = time.monotonic()
     results = [pipe.recv() for pipe in pipes]
     for process in processes:
         process.join()

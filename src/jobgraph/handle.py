@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -264,39 +263,42 @@ def submit(scheduler: Scheduler, options: dict[str, Any]) -> RunHandle:
     return handle
 
 
-def run_in_child(body: Callable[[], int], log: str | None = None, niceness: int = 0) -> None:
+def run_in_child(body: Callable[[], int]) -> None:
     """What a forked run process does, then exits with ``body()``'s exit code.
 
     Its own session (the caller's Ctrl-C and exit do not reach it); SIGINT is a first
-    Ctrl-C (what ``abort()`` sends); its own output goes to ``log`` (or nowhere); it leaves
-    with ``os._exit``, never running the exit handlers of the process it was forked from.
+    Ctrl-C (what ``abort()`` sends); its own output goes nowhere; it leaves with
+    ``os._exit``, never running the exit handlers of the process it was forked from.
     """
     code = 1
     try:
-        os.setsid()
-        if niceness:
-            os.nice(niceness)
-        _redirect(log)
-        asyncio.events._set_running_loop(None)  # forked from inside a running loop, maybe
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the run waits for its commands
+        detach()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         code = body()
     except BaseException:
-        traceback.print_exc()  # into the log, if there is one
         code = 1
     finally:
-        sys.stderr.flush()
         os._exit(code)
 
 
-def _redirect(log: str | None) -> None:
+def detach() -> None:
+    """In a process just forked to run runs: a session of its own, no terminal, no loop."""
+    os.setsid()
+    redirect_output(None)
+    asyncio.events._set_running_loop(None)  # forked from inside a running loop, maybe
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # runs wait for their commands
+
+
+def redirect_output(log: str | None) -> None:
     """No input; output to ``log`` (appended) or nowhere: never the caller's terminal."""
     devnull = os.open(os.devnull, os.O_RDWR)
     out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if log else devnull
     os.dup2(devnull, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
+    for fd in {devnull, out} - {0, 1, 2}:  # one of them may have been given 0-2 itself
+        os.close(fd)
 
 
 def _resumed_id(options: dict[str, Any], path: str, scheduler: Scheduler) -> str | None:

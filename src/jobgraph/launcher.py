@@ -1,71 +1,211 @@
-"""The server's launcher: a single-threaded process that forks one process per run.
+"""The server's launcher: a single-threaded process that gives each run to a run host.
 
 A server answers requests in threads; forking from a threaded process can leave the
 child with a lock held forever. So the server starts this process once, with jobgraph
-and the flow modules imported, and sends it one JSON line per run to start: it forks at
-once (a few milliseconds) and the child builds the graph and runs it, recording
-everything in the store. Children run in sessions of their own: a server that dies (or is
-killed) leaves them running to their end.
+and the flow modules imported, and sends it one JSON line per message:
 
-Requests: ``{"run_id", "store", "folder", "workflow" | "flow" + "params", "options",
-"resume"}``, one per line. No reply: the server does not wait for the fork; the run's
-process id lands in ``FOLDER/run.pid``.
+- ``{"start": REQUEST}``: give the run to an idle run host (see ``runhost.py``), or fork
+  a new one (a few milliseconds). The host's process id lands in ``FOLDER/run.pid``.
+  A request is ``{"run_id", "store", "folder", "workflow" | "flow" + "params",
+  "options", "resume"}``.
+- ``{"abort": RUN_ID, "folder": FOLDER}``: SIGINT (a first Ctrl-C) to the host running
+  that run. This process knows which host runs what, and gives a host another run only
+  after reading that the last one ended: a late abort never reaches the next run. A run
+  it never started (one of a launcher that is gone) gets the signal through its
+  ``run.pid``: the host of a launcher that is gone ends with its run, so that pid is
+  still that run's.
+
+No reply: the server does not wait. Hosts run in sessions of their own: a server that
+dies (or is killed) closes this process's input; it then stops, and each host finishes
+its run and ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import selectors
 import signal
+import socket
 import sys
+import time
 from typing import Any
 
 PID_FILE = "run.pid"
 LOG_FILE = "run.log"  # what a run's own process printed (not its jobs: the store has those)
 RUN_NICENESS = 5  # runs yield the processor to the server that answers about them
+IDLE_HOSTS = 64  # at most this many hosts wait for a run; more end at once
+IDLE_SECONDS = 60.0  # a host that waited this long for a run ends
+
+
+class Host:
+    """The launcher's side of one run host: its process, its socket, its run."""
+
+    def __init__(self, pid: int, conn: socket.socket, run_id: str) -> None:
+        self.pid = pid
+        self.conn = conn
+        self.run_id: str | None = run_id
+        self.idle_since = 0.0
+
+
+class Launcher:
+    """Reads messages, hands runs to hosts, and follows which host runs what."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.idle: list[Host] = []
+        self.busy: dict[str, Host] = {}  # run id -> the host running it
+        self.started: set[str] = set()  # every run given to a host of ours
+        self.pending = b""
+
+    def serve(self) -> None:
+        """Until the server closes our input, then let the hosts end."""
+        self.selector.register(0, selectors.EVENT_READ)
+        while True:
+            for key, _ in self.selector.select(IDLE_SECONDS / 4):
+                if key.fd == 0:
+                    if not self._read_messages():
+                        return self._stop()
+                else:
+                    self._host_said(key.data)
+            self._retire_idle()
+
+    def _read_messages(self) -> bool:
+        data = os.read(0, 1 << 16)
+        if not data:
+            return False
+        *lines, self.pending = (self.pending + data).split(b"\n")
+        for line in lines:
+            if line.strip():
+                self._message(json.loads(line))
+        return True
+
+    def _message(self, message: dict[str, Any]) -> None:
+        if "abort" in message:
+            self._abort(message["abort"], message.get("folder"))
+        else:
+            self._start(message["start"])
+
+    def _start(self, request: dict[str, Any]) -> None:
+        while self.idle:
+            host = self.idle.pop()  # the most recent: its pages are the warmest
+            try:
+                host.conn.sendall(json.dumps(request).encode() + b"\n")
+            except OSError:  # it ended meanwhile
+                self._forget(host)
+                continue
+            host.run_id = request["run_id"]
+            break
+        else:
+            host = self._fork(request)
+        self.busy[request["run_id"]] = host
+        self.started.add(request["run_id"])
+        # The server finds the run's process here (to tell a run that died, to abort it).
+        pid_file = os.path.join(request["folder"], PID_FILE)
+        with open(pid_file + ".new", "w") as f:
+            f.write(str(host.pid))
+        os.replace(pid_file + ".new", pid_file)
+
+    def _fork(self, request: dict[str, Any]) -> Host:
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the new host: nothing of the launcher's but its own socket
+            from .runhost import serve
+
+            ours.close()
+            self.selector.close()
+            for host in [*self.idle, *self.busy.values()]:
+                host.conn.close()
+            serve(theirs, request)
+        theirs.close()
+        host = Host(pid, ours, request["run_id"])
+        self.selector.register(ours, selectors.EVENT_READ, host)
+        return host
+
+    def _host_said(self, host: Host) -> None:
+        try:
+            said = host.conn.recv(64)
+        except OSError:
+            said = b""
+        if host.run_id is not None:
+            self.busy.pop(host.run_id, None)
+            host.run_id = None
+        if not said:  # it ended (its run raised, it retired, or it was killed)
+            self._forget(host)
+        elif len(self.idle) < IDLE_HOSTS:
+            host.idle_since = time.monotonic()
+            self.idle.append(host)
+        else:
+            self._forget(host)  # closing its socket ends it
+
+    def _retire_idle(self) -> None:
+        """End the hosts that waited long for a run (the oldest are first in the list)."""
+        now = time.monotonic()
+        while self.idle and now - self.idle[0].idle_since > IDLE_SECONDS:
+            self._forget(self.idle[0])
+
+    def _forget(self, host: Host) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(host.conn)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(host)
+        host.conn.close()
+
+    def _abort(self, run_id: str, folder: str | None) -> None:
+        host = self.busy.get(run_id)
+        if host is not None:
+            pid: int | None = host.pid
+        elif run_id in self.started:
+            return  # it ended: its host may run another run now, which is not to stop
+        else:
+            pid = _pid_in(folder)  # a run of an earlier launcher's: its host ends with it
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGINT)
+
+    def _stop(self) -> None:
+        for host in [*self.idle, *self.busy.values()]:
+            self._forget(host)  # idle hosts end now, busy ones after their run
+
+
+def _pid_in(folder: str | None) -> int | None:
+    try:
+        return int(open(os.path.join(folder or "", PID_FILE)).read())
+    except (OSError, ValueError):
+        return None
 
 
 def main() -> None:
-    """Read requests from stdin, fork a run for each, reply on stdout."""
-    # Imported once here, not in every run: each run is a fork of this process.
+    """Load jobgraph and the flows once, then serve the server's messages."""
+    # Imported once here, not in every run: each host is a fork of this process.
     from . import fingerprint, flows, handle, recorder, report, runner, workflow  # noqa: F401
+    from .executors import shell  # noqa: F401
     from .store import sqlite  # noqa: F401
 
     modules = json.loads(sys.argv[1]) if len(sys.argv) > 1 else []
     flows.load(modules)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the system
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # hosts are reaped by the system
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when to stop
-    for line in sys.stdin:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            _run(request)
-        # The server finds the run's process here (to tell a run that died, to abort it).
-        pid_file = os.path.join(request["folder"], PID_FILE)
-        with open(pid_file + ".new", "w") as f:
-            f.write(str(pid))
-        os.replace(pid_file + ".new", pid_file)
+    # Runs yield the processor to the server that answers about them; so does starting
+    # them (a burst of submissions is a burst of forks here), and hosts inherit it.
+    os.nice(RUN_NICENESS)
+    Launcher().serve()
 
 
-def _run(request: dict[str, Any]) -> None:
-    from .handle import run_in_child
+def run_request(request: dict[str, Any]) -> int:
+    """Build the request's scheduler in its folder and run it; the report's exit code."""
+    os.chdir(request["folder"])
+    scheduler = build(request)
+    options = dict(request.get("options") or {})
+    if options.get("executor") is not None:
+        from .options import executor_from_text
 
-    def body() -> int:
-        os.chdir(request["folder"])
-        scheduler = build(request)
-        options = dict(request.get("options") or {})
-        if options.get("executor") is not None:
-            from .options import executor_from_text
-
-            options["executor"] = executor_from_text(options["executor"])
-        if request.get("resume"):
-            options["resume"] = request["run_id"]
-        report = scheduler.run(store=request["store"], run_id=request["run_id"], **options)
-        return int(report.exit_code)
-
-    # Its own output goes to run.log in its folder: a run that cannot even begin (the
-    # store unreachable, a bug) says why there. Runs yield the processor to the server.
-    run_in_child(body, log=os.path.join(request["folder"], LOG_FILE), niceness=RUN_NICENESS)
+        options["executor"] = executor_from_text(options["executor"])
+    if request.get("resume"):
+        options["resume"] = request["run_id"]
+    report = scheduler.run(store=request["store"], run_id=request["run_id"], **options)
+    return int(report.exit_code)
 
 
 def build(request: dict[str, Any]) -> Any:

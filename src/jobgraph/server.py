@@ -45,7 +45,7 @@ class ApiError(Exception):
 
 
 class Launcher:
-    """The launcher process (one per server): forks the runs it is asked to start."""
+    """The launcher process (one per server): starts the runs, in its run hosts."""
 
     def __init__(self, modules: list[str]) -> None:
         self._process = subprocess.Popen(
@@ -56,11 +56,18 @@ class Launcher:
         self._lock = threading.Lock()
 
     def start(self, request: dict[str, Any]) -> None:
-        """Ask for a run to be forked (no waiting: its pid lands in its folder)."""
+        """Ask for a run to be started (no waiting: its pid lands in its folder)."""
+        self._send({"start": request})
+
+    def abort(self, run_id: str, folder: str) -> None:
+        """Ask for a run to be stopped as a first Ctrl-C would (no waiting)."""
+        self._send({"abort": run_id, "folder": folder})
+
+    def _send(self, message: dict[str, Any]) -> None:
         assert self._process.stdin is not None
         try:
-            with self._lock:  # whole lines: requests never interleave
-                self._process.stdin.write(json.dumps(request) + "\n")
+            with self._lock:  # whole lines: messages never interleave
+                self._process.stdin.write(json.dumps(message) + "\n")
                 self._process.stdin.flush()
         except (BrokenPipeError, ValueError):
             raise ApiError(500, "the launcher process is gone; restart the server") from None
@@ -205,9 +212,15 @@ class Service:
 
     def abort(self, run_id: str) -> dict[str, Any]:
         """Stop a run: its running jobs are cancelled and recorded."""
-        self.run(run_id)
-        with self._store() as store:
-            self._handle(run_id, store).abort()
+        state = self.run(run_id)["state"]
+        if state in ENDED:
+            return {"run_id": run_id, "state": state}
+        if (self.folder / run_id / "request.json").exists():
+            # Started by a server of this folder: the launcher knows which process runs it.
+            self.launcher.abort(run_id, str(self.folder / run_id))
+        else:
+            with self._store() as store:
+                self._handle(run_id, store).abort()
         return {"run_id": run_id, "state": "aborting"}
 
     def resume(self, run_id: str) -> dict[str, Any]:
