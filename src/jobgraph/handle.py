@@ -281,9 +281,15 @@ def run_in_child(body: Callable[[], int]) -> None:
         os._exit(code)
 
 
-def detach() -> None:
-    """In a process just forked to run runs: a session of its own, no terminal, no loop."""
-    os.setsid()
+def detach(session: bool = True) -> None:
+    """In a process just forked to run runs: no terminal, no loop, a session of its own.
+
+    With ``session=False``: a process group of its own, in the parent's session.
+    """
+    if session:
+        os.setsid()
+    else:
+        os.setpgid(0, 0)
     redirect_output(None)
     asyncio.events._set_running_loop(None)  # forked from inside a running loop, maybe
     signal.set_wakeup_fd(-1)

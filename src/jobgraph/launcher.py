@@ -187,10 +187,22 @@ def main() -> None:
     flows.load(modules)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # hosts are reaped by the system
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when to stop
-    # Runs yield the processor to the server that answers about them; so does starting
-    # them (a burst of submissions is a burst of forks here), and hosts inherit it.
-    os.nice(RUN_NICENESS)
+    yield_to_the_server()
     Launcher().serve()
+
+
+def yield_to_the_server() -> None:
+    """Runs yield the processor to the server that answers about them.
+
+    So does starting them (a burst of submissions is a burst of forks here). This process
+    and its hosts share one session of their own, niced: Linux shares the processor out
+    between sessions first (autogroups), then by niceness within each, so the session's
+    own niceness is set too where the kernel has autogroups.
+    """
+    os.setsid()  # also: the server's terminal (its Ctrl-C, its hang-up) no longer reaches us
+    os.nice(RUN_NICENESS)
+    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
+        group.write(str(RUN_NICENESS))
 
 
 def run_request(request: dict[str, Any]) -> int:

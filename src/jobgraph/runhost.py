@@ -67,8 +67,13 @@ def serve(conn: socket.socket, first: dict[str, Any]) -> None:
 
 
 def _prepare() -> None:
-    """Once per host: a session of its own, quiet, SIGINT ignored between runs."""
-    detach()
+    """Once per host: a process group of its own, quiet, SIGINT ignored between runs.
+
+    The host stays in the launcher's session: on Linux the scheduler shares the
+    processor out by session first ("autogroups"), so all runs together weigh as much
+    as the server, however many hosts run; a session per host would not yield to it.
+    """
+    detach(session=False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -112,7 +112,8 @@ def test_runs_one_after_another_share_a_host(launcher: LauncherProcess) -> None:
     assert launcher.ended(second) == (0, "ok")
     host = launcher.pid_of(first)
     assert launcher.pid_of(second) == host != launcher.process.pid
-    assert os.getsid(host) == host  # a session of its own
+    assert os.getpgid(host) == host  # a group of its own (killed as one)
+    assert os.getsid(host) == os.getsid(launcher.process.pid) != os.getsid(0)
     assert (launcher.folder(first) / "run.log").exists()
 
 
