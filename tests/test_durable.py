@@ -238,6 +238,19 @@ def test_code_argument_and_environment_changes_are_noticed(tmp_path, monkeypatch
     assert make(1, 1).explain("j") == ["environment variable JG_MODE changed"]
 
 
+@pytest.mark.parametrize(
+    "args", [(), ("x",), (1, 2.5, None, True, "\u00e9\n"), ("a" * 100, -3), (1.0, 1, True)]
+)
+def test_plain_arguments_digest_as_the_general_encoding_does(args):
+    # The one-step encoding of plain positional arguments gives the general path's bytes:
+    # stored fingerprints stay valid, and 1, 1.0 and True stay apart.
+    from jobgraph import fingerprint as fp
+
+    job = jg.Job(lambda *a: None, *args)
+    assert fp._arguments(job) == fp.digest([job._args, {}])
+    assert fp._arguments(jg.Job(lambda *a: None, 1)) != fp._arguments(jg.Job(lambda *a: None, 1.0))
+
+
 def test_fingerprints_do_not_depend_on_the_hash_seed(tmp_path):
     script = textwrap.dedent(
         """

@@ -187,6 +187,10 @@ def _arguments(job: Job) -> str | None:
 
     if inspect.iscoroutine(job._fn):
         return None  # a coroutine object's arguments are hidden in its frame
+    if not job._kwargs and all(type(a) in _SIMPLE for a in job._args):
+        # The usual case, encoded in one step: the same bytes _encode gives the list.
+        text = f"list:2[tuple:{job._args!r};dict:0{{}}]"
+        return hashlib.sha256(text.encode()).hexdigest()
     if not job._data_deps:
         return try_digest([job._args, dict(job._kwargs)])
     return try_digest([strip(job._args), strip(dict(job._kwargs))])
@@ -194,6 +198,13 @@ def _arguments(job: Job) -> str | None:
 
 def expand(patterns: Iterable[str], cwd: str | None = None) -> list[str]:
     """File paths matching ``patterns`` (globs), sorted; a plain path is kept as given."""
+    if (
+        type(patterns) is tuple
+        and len(patterns) == 1
+        and cwd is None
+        and not glob.has_magic(patterns[0])
+    ):
+        return [patterns[0]]  # the usual case: one plain path
     found: set[str] = set()
     for pattern in patterns:
         base = os.path.join(cwd, pattern) if cwd and not os.path.isabs(pattern) else pattern

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import pickle
@@ -19,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from . import plan as _plan
@@ -476,8 +478,7 @@ class Runner(BodyStarter):
 
     def _up_to_date(self, i: int, job: Job) -> bool:
         """Decide from the fingerprint whether a cached job can be skipped."""
-        from . import fingerprint as _fp  # only runs with cached jobs need it
-
+        _fp = _fingerprints()
         name = self.prefix + job.name
         requires = {self.jobs[r].name: self._digest(r) for r in self.plan.reqs[i]}
         known = self.rec.remembered(name)
@@ -500,12 +501,10 @@ class Runner(BodyStarter):
         return True
 
     def _digest(self, r: int) -> str | None:
-        from . import fingerprint as _fp
-
         if r not in self._digests:
             job = self.jobs[r]
             ok = self.core.state[r] in (_SUCCEEDED, _UP_TO_DATE)
-            self._digests[r] = _fp.try_digest(job._result) if ok else None
+            self._digests[r] = _fingerprints().try_digest(job._result) if ok else None
         return self._digests[r]
 
     def _nested_body(self, i: int, job: Job) -> Any:
@@ -715,6 +714,17 @@ def _collector_paused(big: bool) -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@functools.cache
+def _fingerprints() -> ModuleType:
+    """The fingerprint module, imported by the first run that has cached jobs.
+
+    Once: an import statement in a per-job path costs a microsecond each time.
+    """
+    from . import fingerprint
+
+    return fingerprint
 
 
 def _arguments(job: Job) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
