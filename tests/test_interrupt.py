@@ -98,12 +98,13 @@ def test_a_handler_of_the_callers_is_put_back_after_the_run():
         import jobgraph as jg
         def mine(signum, frame):
             pass
-        signal.signal(signal.SIGINT, mine)
-        jg.Scheduler(jg.Job(lambda: 1)).run()
-        print(signal.getsignal(signal.SIGINT) is mine)
+        for handler in (mine, signal.SIG_DFL, signal.SIG_IGN):
+            signal.signal(signal.SIGINT, handler)
+            jg.Scheduler(jg.Job(lambda: 1)).run()
+            print(signal.getsignal(signal.SIGINT) is handler)
         """
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
     ).stdout
-    assert out.strip() == "True"
+    assert out.split() == ["True", "True", "True"]

@@ -15,9 +15,9 @@ and the flow modules imported, and sends it one JSON line per message:
   ``run.pid``: the host of a launcher that is gone ends with its run, so that pid is
   still that run's.
 
-No reply: the server does not wait. Hosts run in sessions of their own: a server that
-dies (or is killed) closes this process's input; it then stops, and each host finishes
-its run and ends.
+No reply: the server does not wait. This process and its hosts run in a session of
+their own: a server that dies (or is killed) closes this process's input; it then stops,
+and each host finishes its run and ends.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ import time
 from typing import Any
 
 PID_FILE = "run.pid"
+ABORT_MARK = "abort"  # in a run's folder: its abort was asked for (see runhost.py)
 LOG_FILE = "run.log"  # what a run's own process printed (not its jobs: the store has those)
 RUN_NICENESS = 5  # runs yield the processor to the server that answers about them
 IDLE_HOSTS = 64  # at most this many hosts wait for a run; more end at once
 IDLE_SECONDS = 60.0  # a host that waited this long for a run ends
+STARTED_KEPT = 100_000  # run ids remembered as ours (an abort of an older one: by run.pid)
 
 
 class Host:
@@ -56,7 +58,8 @@ class Launcher:
         self.selector = selectors.DefaultSelector()
         self.idle: list[Host] = []
         self.busy: dict[str, Host] = {}  # run id -> the host running it
-        self.started: set[str] = set()  # every run given to a host of ours
+        # The runs given to hosts of ours, the latest STARTED_KEPT (a dict keeps order).
+        self.started: dict[str, None] = {}
         self.pending = b""
 
     def serve(self) -> None:
@@ -83,7 +86,7 @@ class Launcher:
 
     def _message(self, message: dict[str, Any]) -> None:
         if "abort" in message:
-            self._abort(message["abort"], message.get("folder"))
+            self._abort(message["abort"], message["folder"])
         else:
             self._start(message["start"])
 
@@ -100,7 +103,9 @@ class Launcher:
         else:
             host = self._fork(request)
         self.busy[request["run_id"]] = host
-        self.started.add(request["run_id"])
+        self.started[request["run_id"]] = None
+        if len(self.started) > STARTED_KEPT:
+            del self.started[next(iter(self.started))]
         # The server finds the run's process here (to tell a run that died, to abort it).
         pid_file = os.path.join(request["folder"], PID_FILE)
         with open(pid_file + ".new", "w") as f:
@@ -111,13 +116,16 @@ class Launcher:
         ours, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:  # the new host: nothing of the launcher's but its own socket
-            from .runhost import serve
+            try:
+                from .runhost import serve
 
-            ours.close()
-            self.selector.close()
-            for host in [*self.idle, *self.busy.values()]:
-                host.conn.close()
-            serve(theirs, request)
+                ours.close()
+                self.selector.close()
+                for host in [*self.idle, *self.busy.values()]:
+                    host.conn.close()
+                serve(theirs, request)
+            finally:
+                os._exit(1)  # never back into the launcher's loop
         theirs.close()
         host = Host(pid, ours, request["run_id"])
         self.selector.register(ours, selectors.EVENT_READ, host)
@@ -152,7 +160,7 @@ class Launcher:
             self.idle.remove(host)
         host.conn.close()
 
-    def _abort(self, run_id: str, folder: str | None) -> None:
+    def _abort(self, run_id: str, folder: str) -> None:
         host = self.busy.get(run_id)
         if host is not None:
             pid: int | None = host.pid
@@ -160,18 +168,23 @@ class Launcher:
             return  # it ended: its host may run another run now, which is not to stop
         else:
             pid = _pid_in(folder)  # a run of an earlier launcher's: its host ends with it
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGINT)
+        if pid is None:
+            return
+        # The mark first: a host acts on the signal only for a run whose folder has it.
+        with contextlib.suppress(OSError):
+            open(os.path.join(folder, ABORT_MARK), "w").close()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGINT)
 
     def _stop(self) -> None:
         for host in [*self.idle, *self.busy.values()]:
             self._forget(host)  # idle hosts end now, busy ones after their run
 
 
-def _pid_in(folder: str | None) -> int | None:
+def _pid_in(folder: str) -> int | None:
     try:
-        return int(open(os.path.join(folder or "", PID_FILE)).read())
+        with open(os.path.join(folder, PID_FILE)) as f:
+            return int(f.read())
     except (OSError, ValueError):
         return None
 

@@ -7,16 +7,17 @@ forks run hosts and gives each run to an idle one; a host keeps its pages from o
 the next.
 
 A host runs one run at a time, each as a run process of its own would: in the run's
-folder, with its own ``run.log``, at the launcher's niceness, in a session of the host's own
-(a server that dies leaves it running to the end of its run). Between runs it puts back
-what a run may change in the process: the working folder, the environment, ``sys.path``
-and the output descriptors. Modules a run imported stay loaded for the host's later runs,
-as the flow modules loaded when the server started do: restart the server after changing
-that code.
+folder, with its own ``run.log``, at the launcher's niceness, in a process group of its
+own in the launcher's session (a server that dies leaves it running to the end of its
+run). Between runs it puts back what a run may change in the process: the working
+folder, the environment, ``sys.path`` and the output descriptors. Modules a run
+imported stay loaded for the host's later runs, as the flow modules loaded when the
+server started do: restart the server after changing that code.
 
-Ctrl-C (SIGINT) is how the server aborts a run. A host ignores it between runs, and the
-launcher signals a host only while the host runs the run to abort (the launcher is single
-threaded: it never gives the host another run before it has read that this one ended).
+Ctrl-C (SIGINT) is how the server aborts a run: the launcher marks the run's folder
+(``abort``), then signals the host it gave the run to. The host acts on a signal only for
+a run whose folder is marked (see ``_on_sigint``): an abort never reaches another run of
+the same host, and one that came before the run could take it is kept until it can.
 
 A run that raises out of ``Scheduler.run`` (its store unreachable, a bug) ends its host
 with it, as it would end a run process: the host's process id is gone, so the run reads
@@ -36,6 +37,7 @@ import traceback
 from typing import Any
 
 from .handle import detach, redirect_output
+from .runner import defer_interrupt, forget_early_interrupt
 
 RUNS_PER_HOST = 200  # then a fresh host: what runs leave behind does not pile up
 DONE = b"done\n"
@@ -66,15 +68,37 @@ def serve(conn: socket.socket, first: dict[str, Any]) -> None:
         os._exit(0)
 
 
+_current: list[dict[str, Any]] = []  # the request being run, if any
+
+
 def _prepare() -> None:
-    """Once per host: a process group of its own, quiet, SIGINT ignored between runs.
+    """Once per host: a process group of its own, quiet, in "/", aborts taken as below.
 
     The host stays in the launcher's session: on Linux the scheduler shares the
     processor out by session first ("autogroups"), so all runs together weigh as much
     as the server, however many hosts run; a session per host would not yield to it.
     """
     detach(session=False)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.chdir("/")  # the launcher's folder may be removed while the server runs
+    signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """An abort is for the run whose folder holds the launcher's abort mark.
+
+    The run takes it as a first Ctrl-C once its own handler is in place (until then it
+    is kept). A signal meant for a run that has ended, or that comes between runs, finds
+    no mark in the current run's folder and is dropped; a run given to this host after
+    its abort was sent finds the mark when it starts.
+    """
+    if _current and _abort_marked(_current[0]):
+        defer_interrupt()
+
+
+def _abort_marked(request: dict[str, Any]) -> bool:
+    from .launcher import ABORT_MARK
+
+    return os.path.exists(os.path.join(request["folder"], ABORT_MARK))
 
 
 def run_one(request: dict[str, Any]) -> bool:
@@ -87,16 +111,19 @@ def run_one(request: dict[str, Any]) -> bool:
     from .launcher import LOG_FILE, run_request
 
     saved = _Saved()
-    redirect_output(os.path.join(request["folder"], LOG_FILE))
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # an abort: a first Ctrl-C
     try:
+        redirect_output(os.path.join(request["folder"], LOG_FILE))
+        _current.append(request)
+        if _abort_marked(request):
+            defer_interrupt()  # aborted before it reached this host
         run_request(request)
         reusable = threading.active_count() == 1
     except BaseException:
         traceback.print_exc()  # into the run's log
         reusable = False
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _current.clear()
+        forget_early_interrupt()
         sys.stdout.flush()
         sys.stderr.flush()
         saved.restore()
@@ -108,12 +135,11 @@ class _Saved:
     """What a run may change in its process, to put back after it."""
 
     def __init__(self) -> None:
-        self.cwd = os.getcwd()
         self.environ = dict(os.environ)
         self.path = list(sys.path)
 
     def restore(self) -> None:
-        os.chdir(self.cwd)
+        os.chdir("/")
         if dict(os.environ) != self.environ:
             os.environ.clear()
             os.environ.update(self.environ)

@@ -51,6 +51,24 @@ _FREEZE_AT = 10_000  # graphs from this size on are hidden from the cyclic GC wh
 # The SIGINT handler a run replaced, to put back at its end.
 _SigintHandler = tuple[Any]
 
+# An interrupt kept for the next run of this process (a flag in a list: no global statement).
+_interrupted_early = [False]
+
+
+def defer_interrupt() -> None:
+    """Interrupt the next run of this process as soon as it can take a Ctrl-C.
+
+    For a process about to start a run (a server's run host): an abort that comes before
+    the run has put its own handler in place is kept, rather than lost or raised as
+    KeyboardInterrupt in the middle of the run's set-up.
+    """
+    _interrupted_early[0] = True
+
+
+def forget_early_interrupt() -> None:
+    """Drop an interrupt kept by :func:`defer_interrupt` (its run is over)."""
+    _interrupted_early[0] = False
+
 
 class Runner(BodyStarter):
     """Runs one scheduler's graph once."""
@@ -147,9 +165,9 @@ class Runner(BodyStarter):
         core = self.core
         self.started_at = _now()
         self._timer = self._arm_global_timeout()
-        sigint = self._install_sigint()
         heartbeat = self._heartbeat()
         REAPER.enter()  # its helper starts with the first command or worker, if any
+        sigint = self._install_sigint()  # last before the try: _close always puts it back
         try:
             core.start()
             self._collect_ended()
@@ -390,22 +408,32 @@ class Runner(BodyStarter):
             loop.call_soon_threadsafe(interrupt)
 
         try:
-            return (signal.signal(signal.SIGINT, on_sigint),)
+            previous = signal.signal(signal.SIGINT, on_sigint)
         except (ValueError, OSError):
             return None
+        if _interrupted_early[0] and self.parent is None:
+            forget_early_interrupt()
+            loop.call_soon(interrupt)  # it came before this run could take it
+        return (previous,)
 
     def _close(self, heartbeat: Any, sigint: _SigintHandler | None, frozen: bool) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self._beat is not None:
             self._beat.cancel()
-        if sigint is not None:
-            # None: the handler was not set from Python; Python's own is the usual one.
-            signal.signal(signal.SIGINT, sigint[0] or signal.default_int_handler)
         if frozen:
             gc.unfreeze()
         self.ended_at = _now()
-        self._finalize()
+        try:
+            self._finalize()
+        finally:
+            # Only once the end is recorded: a Ctrl-C meanwhile is still the run's.
+            if sigint is not None:
+                # None: not set from Python; Python's own handler is then the usual one.
+                previous = sigint[0]
+                signal.signal(
+                    signal.SIGINT, signal.default_int_handler if previous is None else previous
+                )
 
     # -- stopping the run -----------------------------------------------------------
 

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .handle import ENDED, RunHandle, store_location
-from .launcher import PID_FILE
+from .launcher import ABORT_MARK, PID_FILE
 from .store import Store, open_store
 from .store.base import RunInfo, new_run_id
 
@@ -233,6 +233,7 @@ class Service:
             raise ApiError(409, f"run {run_id} was not started by this server")
         request = json.loads(spec.read_text(encoding="utf-8"))
         (self.folder / run_id / PID_FILE).unlink(missing_ok=True)  # the old run's
+        (self.folder / run_id / ABORT_MARK).unlink(missing_ok=True)  # its abort, if any
         self._since[run_id] = time.time()  # its earlier end stops counting from now on
         self.launcher.start({**request, "resume": True})
         return {"run_id": run_id, "state": "pending"}

@@ -109,8 +109,9 @@ def load(path: str | Path) -> Scheduler:
 
 
 # libyaml's parser when PyYAML was built with it (its wheels are): parsing is most of
-# loading a small workflow, and a server loads one per submitted run, twice. Errors are
-# told in the pure-Python parser's words, the same with or without libyaml.
+# loading a small workflow, and a server loads one per submitted run, twice. An error is
+# worded by the pure-Python parser when it rejects the text too (the two differ only on
+# rare edge cases, e.g. a tab after "key:").
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

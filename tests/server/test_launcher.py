@@ -273,3 +273,31 @@ def test_a_run_that_leaves_a_thread_running_ends_its_host(
     after = launcher.start(QUICK)
     assert launcher.ended(after) == (0, "ok")
     assert launcher.pid_of(after) != launcher.pid_of(run)
+
+
+def test_an_abort_right_after_the_start_stops_that_run(launcher: LauncherProcess) -> None:
+    # Sent together: the abort reaches the host before the run could take a Ctrl-C.
+    for _ in range(3):
+        run = launcher.start("jobs:\n  a:\n    shell: sleep 30\n")
+        launcher.send({"abort": run, "folder": str(launcher.folder(run))})
+        assert launcher.ended(run, 20)[0] == 130  # recorded, interrupted: never lost
+    time.sleep(0.2)
+    after = launcher.start(QUICK)  # and the hosts go on
+    assert launcher.ended(after) == (0, "ok")
+
+
+def test_runs_go_on_when_the_launchers_folder_is_removed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    launcher = LauncherProcess(tmp_path, f"import os; os.chdir({str(home)!r})")
+    try:
+        first = launcher.start(QUICK)
+        assert launcher.ended(first) == (0, "ok")
+        home.rmdir()
+        for _ in range(2):  # a host of before, and one forked now
+            second = launcher.start("jobs:\n  a:\n    shell: sleep 0.5\n")
+            third = launcher.start(QUICK)
+            assert launcher.ended(second) == (0, "ok")
+            assert launcher.ended(third) == (0, "ok")
+    finally:
+        launcher.close()

@@ -172,34 +172,40 @@ if hasattr(os, "register_at_fork"):
 
 # -- the helper process -------------------------------------------------------------
 
-# Lines on stdin: "+PGID START" (watch), "-PGID" (forget), "q" (quit). At EOF, each group
+# Lines on stdin: "+PGID START" (watch), "-PGID" (forget), "q" (quit). Each watched group
+# is a shell variable g_PGID (set and unset in constant time, however many there are;
+# anything but digits is refused, so eval only ever sees digits). At EOF, each group
 # still watched is killed, unless its leader's pid now belongs to a process started at
-# another time (field 22 of /proc/PID/stat, the 20th after the command name's ") ").
-# A group whose leader is gone is killed as a group; a watched worker that has no group
-# of its own yet is killed alone. Groups 0 and 1 are never touched ("kill -- -1" would
-# mean every process).
+# another time (field 22 of /proc/PID/stat, the 20th after the command name's ") "; the
+# name may hold spaces, parentheses, even newlines). A group whose leader is gone is
+# killed as a group; a watched worker that has no group of its own yet is killed alone.
+# Groups 0 and 1 are never touched ("kill -- -1" would mean every process).
 HELPER = """
+set -f
 trap '' INT HUP
-watched=
 while IFS= read -r line; do
   case $line in
     q) exit 0 ;;
-    +*) set -- ${line#+}; watched="$watched $1:$2" ;;
+    +*)
+      set -- ${line#+}
+      case ${1-} in ''|*[!0-9]*) continue ;; esac
+      case ${2-} in ''|*[!0-9-]*) continue ;; esac
+      eval "g_$1=$2" ;;
     -*)
-      kept=
-      for entry in $watched; do
-        case $entry in "${line#-}":*) ;; *) kept="$kept $entry" ;; esac
-      done
-      watched=$kept ;;
+      case ${line#-} in ''|*[!0-9]*) continue ;; esac
+      unset "g_${line#-}" ;;
   esac
 done
-for entry in $watched; do
-  pgid=${entry%%:*} started=${entry#*:} now=
-  case $pgid in ''|*[!0-9]*|0|1) continue ;; esac
-  if [ -r "/proc/$pgid/stat" ] && IFS= read -r stat < "/proc/$pgid/stat"; then
+set | while IFS= read -r var; do
+  case $var in g_[0-9]*=*) ;; *) continue ;; esac
+  pgid=${var%%=*} started=${var#*=} now=
+  pgid=${pgid#g_} started=${started#\\'} started=${started%\\'}
+  case $pgid in 0|1) continue ;; esac
+  if [ -r "/proc/$pgid/stat" ]; then
+    stat=
+    while IFS= read -r part || [ -n "$part" ]; do stat="$stat $part"; done < "/proc/$pgid/stat"
     set -- ${stat##*") "}
-    shift 19
-    now=$1
+    if [ $# -ge 20 ]; then shift 19; now=$1; fi
   fi
   if [ -n "$now" ] && [ "$now" != "$started" ]; then continue; fi
   kill -s KILL -- "-$pgid" 2>/dev/null || { [ -n "$now" ] && kill -s KILL "$pgid" 2>/dev/null; }
