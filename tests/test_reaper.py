@@ -136,8 +136,12 @@ def test_the_helper_is_a_small_shell_process_holding_only_its_pipe() -> None:
     try:
         helper = own.pid
         assert helper is not None
-        # (An earlier run's helper, told to quit, may still be on its way out.)
-        assert helper in live_processes_with(f"{reaper.HELPER_NAME} {os.getpid()}")
+        # (An earlier run's helper, told to quit, may still be on its way out; and just
+        # after exec, /proc shows an empty command line for a moment.)
+        deadline = time.monotonic() + 5
+        while helper not in live_processes_with(f"{reaper.HELPER_NAME} {os.getpid()}"):
+            assert time.monotonic() < deadline, "the helper's command line never showed"
+            time.sleep(0.01)
         assert os.getsid(helper) == helper  # a session of its own: our signals miss it
         # Its input is the pipe; nothing else of this process's (files, sockets) is open.
         assert os.readlink(f"/proc/{helper}/fd/0").startswith("pipe:")
@@ -156,6 +160,17 @@ def test_a_run_without_commands_starts_no_reaper() -> None:
 
     jg.Scheduler(jg.Job(look)).run()
     assert seen == [None]
+
+
+def helper_told(lines: str, seconds: float = 5.0) -> int:
+    """Run the reaper's helper on its own, tell it ``lines``, close; its exit status."""
+    helper = subprocess.Popen(
+        ["/bin/sh", "-c", reaper.HELPER, reaper.HELPER_NAME, "test"], stdin=subprocess.PIPE
+    )
+    assert helper.stdin is not None
+    helper.stdin.write(lines.encode())
+    helper.stdin.close()
+    return helper.wait(seconds)
 
 
 def start_in_own_group(marker: str) -> subprocess.Popen[bytes]:
@@ -189,14 +204,8 @@ def test_a_reused_pid_is_left_alone() -> None:
     marker = unique_sleep()
     other = start_in_own_group(marker)
     try:
-        helper = subprocess.Popen(
-            ["/bin/sh", "-c", reaper.HELPER, reaper.HELPER_NAME, "test"], stdin=subprocess.PIPE
-        )
-        assert helper.stdin is not None
         # Registered with another start time: the pid now names a newcomer.
-        helper.stdin.write(f"+{other.pid} 1\n".encode())
-        helper.stdin.close()
-        assert helper.wait(5.0) == 0
+        assert helper_told(f"+{other.pid} 1\n") == 0
         assert other.poll() is None and live_processes_with(marker)
     finally:
         other.kill()
@@ -232,13 +241,7 @@ def test_a_worker_without_a_group_of_its_own_is_killed_alone() -> None:
     marker = unique_sleep()
     worker = subprocess.Popen(["/bin/sh", "-c", f"{marker}; true"])  # in our group
     try:
-        helper = subprocess.Popen(
-            ["/bin/sh", "-c", reaper.HELPER, reaper.HELPER_NAME, "test"], stdin=subprocess.PIPE
-        )
-        assert helper.stdin is not None
-        helper.stdin.write(f"+{worker.pid} {reaper.start_time(worker.pid)}\n".encode())
-        helper.stdin.close()
-        assert helper.wait(5.0) == 0
+        assert helper_told(f"+{worker.pid} {reaper.start_time(worker.pid)}\n") == 0
         assert worker.wait(5.0) == -signal.SIGKILL
         assert alive(os.getpid())  # not our group: only the worker
     finally:
@@ -247,14 +250,8 @@ def test_a_worker_without_a_group_of_its_own_is_killed_alone() -> None:
 
 
 def test_groups_zero_and_one_are_never_signalled() -> None:
-    helper = subprocess.Popen(
-        ["/bin/sh", "-c", reaper.HELPER, reaper.HELPER_NAME, "test"], stdin=subprocess.PIPE
-    )
-    assert helper.stdin is not None
     # "kill -- -1" would be every process; a start time that matches pid 1's is given.
-    helper.stdin.write(f"+1 {reaper.start_time(1)}\n+0 -\n".encode())
-    helper.stdin.close()
-    assert helper.wait(5.0) == 0
+    assert helper_told(f"+1 {reaper.start_time(1)}\n+0 -\n") == 0
     assert alive(os.getpid())
 
 
@@ -275,14 +272,8 @@ def test_a_process_name_with_a_newline_does_not_stop_the_kills() -> None:
     try:
         assert odd.stdout is not None and odd.stdout.readline() == b"named\n"
         assert b"\n" in Path(f"/proc/{odd.pid}/stat").read_bytes().rsplit(b")", 1)[0]
-        helper = subprocess.Popen(
-            ["/bin/sh", "-c", reaper.HELPER, reaper.HELPER_NAME, "test"], stdin=subprocess.PIPE
-        )
-        assert helper.stdin is not None
-        for pid in (odd.pid, plain.pid):
-            helper.stdin.write(f"+{pid} {reaper.start_time(pid)}\n".encode())
-        helper.stdin.close()
-        assert helper.wait(5.0) == 0
+        lines = "".join(f"+{pid} {reaper.start_time(pid)}\n" for pid in (odd.pid, plain.pid))
+        assert helper_told(lines) == 0
         assert odd.wait(5.0) == -signal.SIGKILL
         assert plain.wait(5.0) == -signal.SIGKILL
     finally:
@@ -292,16 +283,10 @@ def test_a_process_name_with_a_newline_does_not_stop_the_kills() -> None:
 
 
 def test_many_groups_come_and_go_without_slowing_the_helper() -> None:
-    helper = subprocess.Popen(
-        ["/bin/sh", "-c", reaper.HELPER, reaper.HELPER_NAME, "test"], stdin=subprocess.PIPE
-    )
-    assert helper.stdin is not None
     # Pids far above any in use (pid_max is at most 2**22): nothing real is named.
     first = 2**22 + 10
     lines = [f"+{first + k} 1" for k in range(5000)] + [f"-{first + k}" for k in range(5000)]
     started = time.monotonic()
-    helper.stdin.write(("\n".join(lines) + "\nq\n").encode())
-    helper.stdin.close()
-    assert helper.wait(60) == 0
+    assert helper_told("\n".join(lines) + "\nq\n", 60) == 0
     # Each line costs the same however many are watched (seconds, not minutes).
     assert time.monotonic() - started < 30
