@@ -23,7 +23,7 @@ from compat.artron_builders import Bakery, Clock, Flaky, Fragile, Odd
 from jobgraph.compat.artron import Graph, Manager, Task, TaskDependenciesError
 from jobgraph.compat.artron.task import Task as TaskFromModule
 from jobgraph.compat.artron.utils import strdate, strgmtime
-from procs import alive, children_of
+from procs import alive, children_of, live_processes_with
 
 DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 DURATION = re.compile(r"^\d\d:\d\d:\d\d$")
@@ -51,15 +51,7 @@ class Progress:
 
 def spawned_children() -> set[int]:
     """This process's live worker processes (multiprocessing's resource tracker aside)."""
-    found = set()
-    for pid in children_of(os.getpid()):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"spawn_main" in f.read():
-                    found.add(pid)
-        except OSError:
-            continue
-    return found
+    return set(children_of(os.getpid())) & set(live_processes_with("spawn_main"))
 
 
 def wait_for_file(path: str, seconds: float = 60) -> bool:

@@ -35,6 +35,12 @@ async def fail(delay: float = 0.0, message: str = "boom") -> None:
     raise ValueError(message)
 
 
+async def tick(ticks: list[int], period: float = 0.01) -> None:
+    while True:
+        ticks.append(1)
+        await asyncio.sleep(period)
+
+
 class Counting(AbstractJob):
     """Records how many jobs of its group run at once."""
 
@@ -207,13 +213,7 @@ def test_a_job_waiting_for_a_slot_is_scheduled_but_not_running() -> None:
 
 def test_forever_jobs_are_cancelled_once_the_others_are_done() -> None:
     ticks: list[int] = []
-
-    async def tick() -> None:
-        while True:
-            ticks.append(1)
-            await asyncio.sleep(0.01)
-
-    ticker = Job(tick(), forever=True)
+    ticker = Job(tick(ticks), forever=True)
     work = Job(asyncio.sleep(0.1))
     assert PureScheduler(ticker, work).run() is True
     assert ticks and not ticker.is_done() and work.is_done()
@@ -433,12 +433,6 @@ def test_orchestrate_is_run_and_an_empty_scheduler_is_fine() -> None:
 
 
 # -- corner cases found in review -----------------------------------------------------
-
-
-async def tick(ticks: list[int], period: float = 0.01) -> None:
-    while True:
-        ticks.append(1)
-        await asyncio.sleep(period)
 
 
 def test_a_scheduler_of_forever_jobs_runs_them_until_the_first_one_ends() -> None:

@@ -84,9 +84,8 @@ def run_attempts(builder: Any, task: Task, max_retry: int) -> Outcome:
         task.run(builder, retry=attempt)
         duration += task.time_duration
         if task.state == Task.STATE_SUCCESS:
+            _check_result(task)  # a result that cannot go back fails the task at once
             break
-    if task.state == Task.STATE_SUCCESS:
-        _check_result(task)
     outcome = Outcome(task.results, date_start, task.date_end or strdate(), duration, attempt)
     if task.state != Task.STATE_SUCCESS:
         raise TaskFailed(task.tid, outcome)

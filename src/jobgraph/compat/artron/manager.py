@@ -7,7 +7,6 @@ differs, and why, is listed in docs/migrating.md (the artron section).
 from __future__ import annotations
 
 import contextlib
-import difflib
 import logging
 import math
 import os
@@ -17,8 +16,9 @@ from typing import Any, NamedTuple
 
 import jobgraph as jg
 
+from ...plan import did_you_mean
 from . import _blocking, _engine
-from .task import Task, check_id
+from .task import Task, check_require
 from .utils import strdate, strgmtime
 
 __all__ = ["Manager"]
@@ -28,6 +28,7 @@ LOGGER = logging.getLogger(__name__)
 _INTERRUPTED = 130  # jobgraph's exit code for a run stopped by Ctrl-C
 _NAMED_PROBLEMS = 5  # unknown requirements named in full (with a "did you mean")
 _STOPPED = (Task.STATE_READY, Task.STATE_RUNNING)  # left by a stopped run: run again
+_TO_RUN = (Task.STATE_INIT, *_STOPPED)
 
 # Report keys of the counts, by task state (artron counts no other state).
 _COUNTED = {
@@ -248,7 +249,7 @@ class _Options(NamedTuple):
 
 def _to_run(task: Task) -> bool:
     """True for the tasks a run runs: new ones, and those a stopped run left behind."""
-    return task.state == Task.STATE_INIT or task.state in _STOPPED
+    return task.state in _TO_RUN
 
 
 def _report(tasks: Iterable[Task], date_start: str, elapsed: float) -> dict[str, Any]:
@@ -283,28 +284,20 @@ def _check_requirements(tasks: Mapping[Any, Task]) -> None:
     """Name the requirements on task ids that were never added (the first few in full)."""
     missing = []
     for tid, task in tasks.items():
-        require: Any = task.require  # a list, unless a script assigned something else
-        if isinstance(require, (str, bytes)):
-            raise TypeError(f"task {tid!r}: require must be a list of task ids, not a string")
-        for req in require:
-            check_id(tid, req)
+        # task.require is a list, unless a script assigned something else: check it again.
+        for req in check_require(tid, task.require):
             if req not in tasks:
                 missing.append((tid, req))
     if not missing:
         return
     known = [tid for tid in tasks if isinstance(tid, str)]
     problems = [
-        f"task {tid!r} requires {req!r}, which was never added{_did_you_mean(req, known)}"
+        f"task {tid!r} requires {req!r}, which was never added{did_you_mean(str(req), known)}"
         for tid, req in missing[:_NAMED_PROBLEMS]
     ]
     if len(missing) > _NAMED_PROBLEMS:
         problems.append(f"and {len(missing) - _NAMED_PROBLEMS} more")
     raise jg.MissingDependencyError("; ".join(problems))
-
-
-def _did_you_mean(word: Any, known: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _job_names(tids: Iterable[str]) -> dict[str, str]:

@@ -100,12 +100,22 @@ def _translate(
     nodes = list(mapped.values())
     if plan.sentinel is not None:
         nodes.append(_JgJob(plan.sentinel, name=names.unique("first forever job ends")))
-    name = _Names().unique(checks.label_of(sched))
+    name = _name(checks.label_of(sched))
     return _JgScheduler(*nodes, name=name, window=window, timeout=timeout if timeout else None)
 
 
+def _name(label: str) -> str:
+    """A label as a jobgraph name: no '/' (it separates nested names), never blank."""
+    base = label.replace("/", "\u2215") if "/" in label else label
+    return base if base.strip() else "job"
+
+
 class _Names:
-    """Job names from labels: no '/', and ``-2``, ``-3``... for repeats, never a clash."""
+    """Job names from labels (see :func:`_name`), ``-2``, ``-3``... for repeats, never a clash.
+
+    jobgraph numbers unnamed jobs alike, but in its scheduler's order, which adopting
+    requirements can change: here, names follow the asynciojobs scheduler's own order.
+    """
 
     def __init__(self) -> None:
         self.used: set[str] = set()
@@ -113,8 +123,7 @@ class _Names:
 
     def unique(self, label: str) -> str:
         """A name for ``label`` that no job of this run has yet."""
-        base = label.replace("/", "\u2215") if "/" in label else label
-        base = base if base.strip() else "job"
+        base = _name(label)
         count = self.repeats.get(base, 0)
         name = base if count == 0 else f"{base}-{count + 1}"
         while name in self.used:  # an explicit label looked like a numbered repeat

@@ -119,15 +119,14 @@ def print_debrief(sched: PureScheduler, details: bool, silence_done: bool) -> No
 # -- DOT ------------------------------------------------------------------------------
 
 
-def _quote(value: Any) -> str:
-    if isinstance(value, list):
-        value = ",".join(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{text}"'
-
-
 def _attributes(style: dict[str, Any]) -> str:
-    return ",".join(f"{key}={_quote(value)}" for key, value in style.items())
+    """``key="value",...``; a list value (``style``) is joined with commas."""
+    from ...render.dot import quote  # only for graphs: not loaded with the layer
+
+    return ",".join(
+        f"{key}={quote(','.join(value) if isinstance(value, list) else str(value))}"
+        for key, value in style.items()
+    )
 
 
 def dot(sched: PureScheduler) -> str:

@@ -107,7 +107,7 @@ class PureScheduler:
 
     def why(self) -> str:
         """Why the last run failed, or ``"FINE"``."""
-        if self._failed_timeout is not False:
+        if self.failed_time_out():
             return f"TIMED OUT after {self._failed_timeout}s"
         if self._failed_critical:
             return "a CRITICAL job has raised an exception"
