@@ -165,7 +165,9 @@ class Launcher:
         if host is not None:
             pid: int | None = host.pid
         elif run_id in self.started:
-            return  # it ended: its host may run another run now, which is not to stop
+            # It ended: its host may run another run now, which is not to stop. (The mark
+            # below guards a host only until its run's own Ctrl-C handler is in place.)
+            return
         else:
             pid = _pid_in(folder)  # a run of an earlier launcher's: its host ends with it
         if pid is None:

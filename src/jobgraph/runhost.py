@@ -37,6 +37,7 @@ import traceback
 from typing import Any
 
 from .handle import detach, redirect_output
+from .launcher import ABORT_MARK, LOG_FILE, run_request
 from .runner import defer_interrupt, forget_early_interrupt
 
 RUNS_PER_HOST = 200  # then a fresh host: what runs leave behind does not pile up
@@ -96,8 +97,6 @@ def _on_sigint(signum: int, frame: Any) -> None:
 
 
 def _abort_marked(request: dict[str, Any]) -> bool:
-    from .launcher import ABORT_MARK
-
     return os.path.exists(os.path.join(request["folder"], ABORT_MARK))
 
 
@@ -108,8 +107,6 @@ def run_one(request: dict[str, Any]) -> bool:
     thread that timed out cannot be stopped): the host then ends, and what it left
     with it, as a run process of its own would.
     """
-    from .launcher import LOG_FILE, run_request
-
     saved = _Saved()
     try:
         redirect_output(os.path.join(request["folder"], LOG_FILE))

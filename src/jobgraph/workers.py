@@ -85,13 +85,8 @@ class WorkerPool:
                 # The first step runs here: a job that ends without suspending (most short
                 # jobs) then costs no generator and no extra frames.
                 context = contextvars.copy_context()  # as a task of its own would have
-                try:
-                    value = context.run(coro.send, None)
-                except StopIteration as stop:
-                    self._end(i, attempt, stop.value, None)
-                except BaseException as exc:
-                    _failed(self, i, attempt, exc)
-                else:
+                done, value = _step(self, i, attempt, context, coro.send, None)
+                if not done:
                     await _Drive(self, worker, i, attempt, coro, context, value)
                 if not worker.draining:  # it was held by a suspended job: take up again
                     worker.draining = True
@@ -151,22 +146,21 @@ class _Drive:
                 coro.close()
                 raise
             except BaseException as thrown:  # a cancellation travels into the job
-                done, value = self._advance(context, coro.throw, thrown)
+                done, value = _step(self.pool, self.i, self.attempt, context, coro.throw, thrown)
             else:
-                done, value = self._advance(context, coro.send, sent)
-
-    def _advance(self, context: contextvars.Context, method: Any, arg: Any) -> tuple[bool, Any]:
-        """One step of the job's coroutine: (True, None) once it has ended and is recorded."""
-        try:
-            return False, context.run(method, arg)
-        except StopIteration as stop:
-            self.pool._end(self.i, self.attempt, stop.value, None)
-        except BaseException as exc:
-            _failed(self.pool, self.i, self.attempt, exc)
-        return True, None
+                done, value = _step(self.pool, self.i, self.attempt, context, coro.send, sent)
 
 
-def _failed(pool: WorkerPool, i: int, attempt: Any, exc: BaseException) -> None:
-    pool._end(i, attempt, None, exc)
-    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-        raise exc  # recorded first: the job has its end, the process still stops
+def _step(
+    pool: WorkerPool, i: int, attempt: Any, context: contextvars.Context, method: Any, arg: Any
+) -> tuple[bool, Any]:
+    """One step of job ``i``'s coroutine: (True, None) once it has ended and is recorded."""
+    try:
+        return False, context.run(method, arg)
+    except StopIteration as stop:
+        pool._end(i, attempt, stop.value, None)
+    except BaseException as exc:
+        pool._end(i, attempt, None, exc)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise exc  # recorded first: the job has its end, the process still stops
+    return True, None
