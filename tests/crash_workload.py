@@ -6,12 +6,12 @@ Each job appends "SEGMENT NAME" to LEDGER before doing its (short) work.
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import time
 
 import jobgraph as jg
+from reliability.crash_points_workload import log
 
 JOBS = 400
 WINDOW = 8
@@ -19,12 +19,7 @@ WINDOW = 8
 
 def work(ledger: str, segment: str, name: str, seconds: float) -> str:
     """Log this execution durably, then work for a moment."""
-    fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{segment} {name}\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    log(ledger, segment, name)
     time.sleep(seconds)
     return name
 

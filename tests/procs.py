@@ -9,31 +9,38 @@ import time
 from collections.abc import Callable
 
 
+def _stat(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (state, parent, ...); None: gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _pids() -> list[str]:
+    return [pid for pid in os.listdir("/proc") if pid.isdigit()]
+
+
 def live_processes(match: Callable[[bytes], bool]) -> list[int]:
     """PIDs of live (non-zombie) processes whose raw command line (NUL-separated) matches."""
     found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in _pids():
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read()
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
+        except OSError:
             continue
-        if state != b"Z" and match(cmdline):
+        fields = _stat(pid)
+        if fields is not None and fields[0] != b"Z" and match(cmdline):
             found.append(int(pid))
     return found
 
 
 def alive(pid: int) -> bool:
     """True while process ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
+    fields = _stat(pid)
+    return fields is not None and fields[0] != b"Z"
 
 
 def live_processes_with(marker: str) -> list[int]:
@@ -56,9 +63,9 @@ def wait_until_gone(marker: str | Callable[[bytes], bool], seconds: float = 5.0)
     """
     deadline = time.monotonic() + seconds
     while True:
-        alive = live_processes_with(marker) if isinstance(marker, str) else live_processes(marker)
-        if not alive or time.monotonic() > deadline:
-            return alive
+        left = live_processes_with(marker) if isinstance(marker, str) else live_processes(marker)
+        if not left or time.monotonic() > deadline:
+            return left
         time.sleep(0.05)
 
 
@@ -76,15 +83,9 @@ def jobgraph_cli(*args: str, cwd: str | os.PathLike[str] | None = None, timeout:
 def _children_by_parent() -> dict[int, list[int]]:
     """Live (non-zombie) processes by parent pid: one pass over /proc."""
     children: dict[int, list[int]] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != b"Z":
+    for pid in _pids():
+        fields = _stat(pid)
+        if fields is not None and fields[0] != b"Z":
             children.setdefault(int(fields[1]), []).append(int(pid))
     return children
 
@@ -104,3 +105,11 @@ def descendants(pid: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
+
+
+def survivors(pids: set[int], seconds: float = 5.0) -> list[int]:
+    """Wait up to ``seconds`` for ``pids`` to end; those still alive."""
+    deadline = time.monotonic() + seconds
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]

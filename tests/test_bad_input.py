@@ -703,9 +703,7 @@ def check_library(expect: Refused | FailsAlone, build: Build, marks: Marks) -> N
         with pytest.raises(expect.error) as caught:
             scheduler, options = build(marks)
             scheduler.run(**options)
-        assert type(caught.value) is expect.error
-        for words in expect.says:
-            assert words in str(caught.value)
+        check_error(caught.value, expect)
         assert marks.ran() == []
         return
     scheduler, options = build(marks)
@@ -714,13 +712,18 @@ def check_library(expect: Refused | FailsAlone, build: Build, marks: Marks) -> N
     assert marks.ran() == sorted(expect.ran)
 
 
+def check_error(error: BaseException | None, expect: Refused | FailsAlone) -> None:
+    """``error`` is of exactly the expected type, and its text holds the expected words."""
+    assert type(error) is expect.error
+    for words in expect.says:
+        assert words in str(error)
+
+
 def check_failed_alone(expect: FailsAlone, scheduler: jg.Scheduler, report: jg.Report) -> None:
     jobs = {job.name: job for job in scheduler.jobs}
     bad = jobs[expect.job]
     assert bad.state is jg.State.FAILED
-    assert type(bad.exception()) is expect.error
-    for words in expect.says:
-        assert words in str(bad.exception())
+    check_error(bad.exception(), expect)
     assert jobs["after"].state is jg.State.SKIPPED
     assert jobs["after"].skipped_because == [expect.job]
     assert jobs["free"].state is jg.State.SUCCEEDED
@@ -750,10 +753,8 @@ def check_yaml_in_process(case: Case, text: str, folder: Path) -> None:
         return
     with pytest.raises(expect.error) as caught:
         load(path).run()
-    assert type(caught.value) is expect.error
+    check_error(caught.value, expect)
     assert str(caught.value).startswith(f"{path}:{case.line}: ")
-    for words in expect.says:
-        assert words in str(caught.value)
     assert ran_in(folder) == []
 
 

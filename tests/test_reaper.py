@@ -14,7 +14,13 @@ from pathlib import Path
 import jobgraph as jg
 from jobgraph.executors import reaper
 from jobgraph.executors.reaper import REAPER, Reaper
-from procs import alive, children_of, live_processes_with, wait_until_gone
+from procs import (
+    alive,
+    descendants,
+    live_processes_with,
+    survivors,
+    wait_until_gone,
+)
 
 HERE = Path(__file__).parent
 
@@ -43,24 +49,6 @@ def wait_for(path: Path, proc: subprocess.Popen[bytes], seconds: float = 30.0) -
         assert proc.poll() is None, proc.communicate()[1].decode()
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
-
-
-def descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
-    while todo:
-        for child in children_of(todo.pop()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def survivors(pids: set[int], seconds: float = 5.0) -> list[int]:
-    """Wait up to ``seconds`` for ``pids`` to end; those still alive."""
-    deadline = time.monotonic() + seconds
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return [p for p in pids if alive(p)]
 
 
 def test_a_killed_runner_leaves_no_command_or_background_child(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ class WorkerPool:
                     coro.close()
                     continue
                 # The first step runs here: a job that ends without suspending (most short
-                # jobs) then costs no generator and no extra frames.
+                # jobs) then costs no generator.
                 context = contextvars.copy_context()  # as a task of its own would have
                 done, value = _step(self, i, attempt, context, coro.send, None)
                 if not done:

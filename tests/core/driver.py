@@ -46,16 +46,19 @@ def drive(
     outcome: Callable[[int], State],
     seed: int = 0,
     on_start: Callable[[int, list[int]], None] | None = None,
+    ends: int | None = None,
 ) -> list[int]:
     """Run the core to the end: each step ends one random running job with ``outcome``.
 
     Returns the order jobs were started in. ``on_start(i, running)`` sees every start.
+    With ``ends``, stop after that many job ends (a crash: what runs is left running).
     """
     rng = random.Random(seed)
     core.start()
     running: list[int] = []
     started: list[int] = []
-    while not core.finished:
+    ended = 0
+    while not core.finished and (ends is None or ended < ends):
         for i in core.dispatch():
             running.append(i)
             started.append(i)
@@ -66,6 +69,7 @@ def drive(
         assert running, "the core is stuck: nothing runs and the run is not finished"
         i = running.pop(rng.randrange(len(running)))
         core.finish(i, outcome(i))
+        ended += 1
         if core.aborted is not None:
             for j in running:
                 core.finish(j, State.CANCELLED)

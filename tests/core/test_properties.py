@@ -5,7 +5,6 @@ from __future__ import annotations
 import graphlib
 import itertools
 import os
-import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -137,15 +136,7 @@ def drive_until_crash(core: Core, outcomes: list[State], seed: int, events: int)
 
     Only ends matter across a crash: what ran and did not end is in flight and runs again.
     """
-    rng = random.Random(seed)
-    core.start()
-    running: list[int] = []
-    for _ in range(events):
-        running.extend(core.dispatch())
-        if core.finished or not running:
-            break
-        i = running.pop(rng.randrange(len(running)))
-        core.finish(i, outcomes[i])
+    drive(core, lambda i: outcomes[i], seed=seed, ends=events)
     return {i for i, s in enumerate(core.state) if s in SUCCESS}
 
 

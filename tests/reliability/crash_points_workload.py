@@ -29,7 +29,10 @@ LAYER = 40  # jobs per layer; each job needs up to two jobs of the layer before
 
 
 def log(ledger: str, segment: str, name: str) -> None:
-    """Append one line for this execution and make it durable before going on."""
+    """Append one line for this execution and make it durable before going on.
+
+    ``crash_workload.py`` (the older crash test) logs its jobs with this too.
+    """
     fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, f"{segment} {name}\n".encode())

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from jobgraph.store import open_store
-from procs import alive
+from procs import alive, survivors
 
 HERE = Path(__file__).parent
 
@@ -185,7 +185,7 @@ def test_a_run_that_cannot_begin_ends_its_host_and_the_next_gets_a_new_one(
 ) -> None:
     broken = launcher.start_file("missing.yaml")
     host = launcher.pid_of(broken)
-    assert wait_until_dead(host)  # its process id is gone: the run reads failed
+    assert survivors({host}, 10.0) == []  # its process id is gone: the run reads failed
     log = (launcher.folder(broken) / "run.log").read_text()
     assert "cannot read the workflow" in log
     after = launcher.start(QUICK)
@@ -203,7 +203,7 @@ def test_a_host_ends_after_its_share_of_runs(tmp_path: Path) -> None:
             time.sleep(0.2)
         first, second, third = (launcher.pid_of(run) for run in runs)
         assert first == second != third
-        assert wait_until_dead(first)
+        assert survivors({first}, 10.0) == []
     finally:
         launcher.close()
 
@@ -213,7 +213,7 @@ def test_a_host_left_waiting_ends(tmp_path: Path) -> None:
     try:
         run = launcher.start(QUICK)
         assert launcher.ended(run) == (0, "ok")
-        assert wait_until_dead(launcher.pid_of(run))
+        assert survivors({launcher.pid_of(run)}, 10.0) == []
     finally:
         launcher.close()
 
@@ -227,16 +227,7 @@ def test_when_the_server_goes_the_running_run_ends_recorded(tmp_path: Path) -> N
     assert launcher.process.returncode == 0
     assert alive(host)  # the run goes on
     assert launcher.ended(slow) == (0, "ok")
-    assert wait_until_dead(host)  # then its host ends: nobody gives it runs any more
-
-
-def wait_until_dead(pid: int, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    assert survivors({host}, 10.0) == []  # then its host ends: nobody gives it runs any more
 
 
 def wait_for_running(launcher: LauncherProcess, run_id: str) -> None:
@@ -269,7 +260,7 @@ def test_a_run_that_leaves_a_thread_running_ends_its_host(
     run = launcher.start(workflow, executor="thread")
     exit_code, why = launcher.ended(run)
     assert exit_code == 1 and "timed out" in why
-    assert wait_until_dead(launcher.pid_of(run), 2.0)  # not 3 s: the thread went with it
+    assert survivors({launcher.pid_of(run)}, 2.0) == []  # not 3 s: the thread went with it
     after = launcher.start(QUICK)
     assert launcher.ended(after) == (0, "ok")
     assert launcher.pid_of(after) != launcher.pid_of(run)

@@ -91,11 +91,7 @@ class PostgresStore(Store):
     """Runs, job ends, fingerprints and output in a PostgreSQL schema."""
 
     def __init__(self, url: str) -> None:
-        try:
-            import psycopg
-        except ImportError:
-            raise ImportError(INSTALL_HINT) from None
-        self._psycopg = psycopg
+        self._psycopg = _import_psycopg()
         self.location = url  # as given: what other processes open
         self.url, self.schema = split_schema(url)
         self._db: Any = None
@@ -321,10 +317,7 @@ def checkup(url: str) -> Checkup:
     keeps its own data sound; the one damage it reports to clients is data checksum failures
     (counted only where checksums are enabled).
     """
-    try:
-        import psycopg
-    except ImportError:
-        raise ImportError(INSTALL_HINT) from None
+    psycopg = _import_psycopg()
     base, schema = split_schema(url)
     location = f"{_safe(base)} (schema {schema})"
     try:
@@ -354,6 +347,15 @@ def checkup(url: str) -> Checkup:
     if failures and failures[0]:
         problems = (f"{failures[0]} data checksum failures in the database (see the server's log)",)
     return Checkup(location, problems, version, SCHEMA_VERSION, tables)
+
+
+def _import_psycopg() -> Any:
+    """The psycopg module, imported only when a PostgreSQL store is asked for."""
+    try:
+        import psycopg
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    return psycopg
 
 
 def _bytes(value: Any) -> bytes | None:
