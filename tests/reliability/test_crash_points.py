@@ -21,7 +21,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Any
 
 from jobgraph.executors.reaper import HELPER_NAME
 from jobgraph.store import SQLiteStore
-from procs import alive, descendants, live_processes_with, wait_until_gone
+from procs import descendants, live_processes_with, survivors, wait_until_gone
 from reliability import crash_points_workload as workload
 
 HERE = Path(__file__).parent
@@ -67,9 +66,9 @@ def watch_until_exit(
     deadline = time.monotonic() + 120
     while proc.poll() is None:
         assert time.monotonic() < deadline, "a segment took over 2 minutes"
-        seen |= descendants(proc.pid)
-        if kill_after is not None and segment_lines(ledger, segment) >= kill_after:
-            seen |= descendants(proc.pid)
+        kill = kill_after is not None and segment_lines(ledger, segment) >= kill_after
+        seen |= descendants(proc.pid)  # after the ledger read: the last look before a kill
+        if kill:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
@@ -129,7 +128,7 @@ def test_kill_nine_at_named_points_and_random_moments_then_resume(tmp_path: Path
         # Nothing the runner started outlives it by 5 s: workers, commands, the reaper.
         assert wait_until_gone(str(ledger), 5.0) == []  # commands name the ledger
         assert live_processes_with(f"{HELPER_NAME} {proc.pid}") == []
-        assert [p for p in family if alive(p)] == [], fault
+        assert survivors(family) == [], fault
         done_at_kill[segment] = committed_ends(store)
         segment += 1
         assert segment < len(kills) + 5, "the run never finished"
@@ -160,13 +159,9 @@ def test_kill_nine_at_named_points_and_random_moments_then_resume(tmp_path: Path
         (run,) = db.runs()
         assert run.exit_code == 0
         ends = db.job_ends(run.run_id)
+        assert db.integrity_check() == "ok"
     finally:
         db.close()
     assert set(ends) == names
     assert {e.state for e in ends.values()} <= {"SUCCEEDED", "UP_TO_DATE"}
-    check = sqlite3.connect(store)
-    try:
-        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        check.close()
     assert json.loads(summary.read_text()) == uninterrupted_summary(tmp_path)
