@@ -183,6 +183,7 @@ class Job:
         self._kwargs = kwargs or _NO_KWARGS
         self._name = self._check_name(name)
         self._auto: str | None = None  # derived name, made unique by the scheduler
+        self._owner: Scheduler | None = None
         self._data_deps: tuple[Job, ...] = ()
         if args or kwargs:
             found: list[Job] = []
@@ -216,7 +217,6 @@ class Job:
             or executor is not None
         ):
             self._check_options()
-        self._owner: Scheduler | None = None
         self._index = -1
         self._run: Any = None
         self._reset()
@@ -298,10 +298,14 @@ class Job:
     def name(self) -> str:
         """The job's identity: the explicit name, or one derived from its body.
 
-        A derived name is made unique within its scheduler (``fetch``, ``fetch-2``, ...)
-        when the scheduler validates the graph.
+        A derived name is made unique within its scheduler (``fetch``, ``fetch-2``, ...),
+        in the order the jobs were added.
         """
-        return self._name or self._auto or self._default_name()
+        if self._name is not None:
+            return self._name
+        if self._owner is not None:
+            return self._owner._derived_name(self)
+        return self._default_name()
 
     def _default_name(self) -> str:
         return _name_of(self._fn)

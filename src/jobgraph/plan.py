@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import difflib
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from . import graph
 from .errors import (
@@ -35,11 +35,17 @@ class Plan:
     reqs: list[list[int]]
     succs: list[list[int]]
     order: list[int]
-    by_name: dict[str, int]
+    # Name -> index, made on first use: a run that goes well never needs derived names.
+    names: Callable[[], dict[str, int]]
     # Requirements outside the plan (a subgraph's), by the index that needs them.
     external: dict[int, list[Job]] = field(default_factory=dict)
     _position: list[int] | None = None
     _index_of: dict[Job, int] | None = None
+
+    @property
+    def by_name(self) -> dict[str, int]:
+        """Every job's index by its name."""
+        return self.names()
 
     def position(self) -> list[int]:
         """For each job index, its rank in the topological order."""
@@ -68,10 +74,35 @@ class Plan:
             raise ValueError(f"job {job.name!r} is not part of this scheduler")
         return i
 
+    def names_by_index(self) -> NamesByIndex:
+        """Each job's name by index, read when asked (a run that goes well never asks)."""
+        return NamesByIndex(self.jobs)
+
     def claim(self) -> None:
         """Point every job's ``_index`` at this plan (before a run)."""
         for i, job in enumerate(self.jobs):
             job._index = i
+
+
+class NamesByIndex(Sequence[str]):
+    """The names of a list of jobs, as a sequence that reads each one when asked."""
+
+    __slots__ = ("_jobs",)
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self._jobs = jobs
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [job.name for job in self._jobs[i]]
+        return self._jobs[i].name
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -90,30 +121,48 @@ def build(scheduler: Scheduler, external_ok: frozenset[Job] | None = None) -> Pl
     for i, job in enumerate(jobs):
         job._index = i
     if external_ok is None:
-        by_name = _names(jobs)
+        _check_explicit_names(jobs)
+        names = scheduler._names
         external_ok = frozenset()
     else:
-        by_name = _kept_names(jobs)
-    reqs, external = _edges(scheduler, jobs, by_name, external_ok)
-    succs = graph.successors(reqs)
-    order = graph.topological_order(reqs, succs)
+        kept = _kept_names(jobs)
+        names = kept.copy
+    external: dict[int, list[Job]] = {}  # filled by _edges
+    reqs, succs, forward = _edges(scheduler, jobs, names, external_ok, external)
+    # Jobs are mostly added after what they require: then the order they were added in
+    # is already a topological one, and there can be no cycle.
+    order = graph.topological_order(reqs, succs) if forward else list(range(len(jobs)))
     if len(order) != len(jobs):
         placed = set(order)
         cycle = graph.find_cycle(reqs, (i for i in range(len(jobs)) if i not in placed))
         raise CycleError([jobs[i].name for i in cycle])
-    return Plan(jobs, reqs, succs, order, by_name, external)
+    return Plan(jobs, reqs, succs, order, names, external)
 
 
-def _names(jobs: list[Job]) -> dict[str, int]:
-    by_name: dict[str, int] = {}
+def _check_explicit_names(jobs: list[Job]) -> None:
+    seen: set[str] = set()
     for job in jobs:
+        name = job._name
+        if name is not None:
+            if name in seen:
+                raise DuplicateNameError(name)
+            seen.add(name)
+
+
+def derive_names(jobs: list[Job]) -> dict[str, int]:
+    """Give each unnamed job its unique derived name; return every name's index.
+
+    Derived names (``fetch``, ``fetch-2``, ...) follow the order of ``jobs`` and avoid
+    the explicit names. A duplicate explicit name keeps its first index here (the plan
+    reports it as an error).
+    """
+    by_name: dict[str, int] = {}
+    for i, job in enumerate(jobs):
         if job._name is not None:
-            if job._name in by_name:
-                raise DuplicateNameError(job._name)
-            by_name[job._name] = job._index
+            by_name.setdefault(job._name, i)
     suffix: dict[str, int] = {}
     bases: dict[int, str] = {}  # many jobs share one function: derive its name once
-    for job in jobs:
+    for i, job in enumerate(jobs):
         if job._name is None:
             key = id(job._fn) if job._kind <= CORO_FUNCTION else -1
             base = bases.get(key) if key != -1 else None
@@ -127,7 +176,7 @@ def _names(jobs: list[Job]) -> dict[str, int]:
                 n += 1
                 name = f"{base}-{n}"
             suffix[base] = n + 1
-            by_name[name] = job._index
+            by_name[name] = i
             job._auto = name
     return by_name
 
@@ -142,10 +191,19 @@ def _kept_names(jobs: list[Job]) -> dict[str, int]:
 
 
 def _edges(
-    scheduler: Scheduler, jobs: list[Job], by_name: dict[str, int], external_ok: frozenset[Job]
-) -> tuple[list[list[int]], dict[int, list[Job]]]:
+    scheduler: Scheduler,
+    jobs: list[Job],
+    names: Callable[[], dict[str, int]],
+    external_ok: frozenset[Job],
+    external: dict[int, list[Job]],
+) -> tuple[list[list[int]], list[list[int]], bool]:
+    """Requirements and dependents by index, and whether any job requires a later one.
+
+    Requirements outside the plan (among ``external_ok``) go to ``external`` instead.
+    """
     reqs: list[list[int]] = []
-    external: dict[int, list[Job]] = {}
+    succs: list[list[int]] = [[] for _ in jobs]
+    forward = False
     outside_names = {j.name for j in external_ok}
     empty: list[int] = []
     n = len(jobs)
@@ -158,17 +216,20 @@ def _edges(
         for req in (*wanted, *data) if data else wanted:
             r = -1 if isinstance(req, str) else req._index
             if not (0 <= r < n and jobs[r] is req):
-                found = by_name.get(req) if isinstance(req, str) else None
+                found = names().get(req) if isinstance(req, str) else None
                 if found is None:
                     if req in external_ok or req in outside_names:
                         external.setdefault(i, []).append(req)  # type: ignore[arg-type]
                         continue
-                    _missing(scheduler, job, req, by_name)
+                    _missing(scheduler, job, req, names())
                 r = found  # type: ignore[assignment]
             if r not in row:
                 row.append(r)
+                succs[r].append(i)
+                if r >= i:
+                    forward = True
         reqs.append(row)
-    return reqs, external
+    return reqs, succs, forward
 
 
 def _missing(scheduler: Scheduler, job: Job, req: Job | str, by_name: Mapping[str, int]) -> None:

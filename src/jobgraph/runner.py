@@ -343,14 +343,25 @@ class Runner(BodyStarter):
 
     def _spec(self, plan: _plan.Plan) -> Spec:
         jobs = plan.jobs
-        contended = self.window is not None or any(j.resources for j in jobs)
+        n = len(jobs)
+        run_if, critical, forever = bytearray(n), bytearray(n), bytearray(n)
+        contended = self.window is not None
+        for i, j in enumerate(jobs):  # one pass, writing only what differs from the default
+            if j.run_if != "success":
+                run_if[i] = RUN_IF_CODES[j.run_if]
+            if j.critical:
+                critical[i] = 1
+            if j.forever:
+                forever[i] = 1
+            if j.resources:
+                contended = True
         return Spec(
-            names=[j.name for j in jobs],
+            names=plan.names_by_index(),
             reqs=plan.reqs,
             succs=plan.succs,
-            run_if=bytes(RUN_IF_CODES[j.run_if] for j in jobs),
-            critical=bytes(j.critical for j in jobs),
-            forever=bytes(j.forever for j in jobs),
+            run_if=run_if,
+            critical=critical,
+            forever=forever,
             resources=[j.resources for j in jobs] if contended else (),
             rank=_ranks(plan) if contended else (),
             window=self.window,

@@ -31,7 +31,7 @@ class Scheduler(Job):
     ``outer/inner`` in reports.
     """
 
-    __slots__ = ("_jobs", "_memo", "_plan", "kill_grace", "pools", "store", "window")
+    __slots__ = ("_jobs", "_memo", "_naming", "_plan", "kill_grace", "pools", "store", "window")
 
     def __init__(
         self,
@@ -56,6 +56,7 @@ class Scheduler(Job):
         self.kill_grace = 2.0  # seconds between SIGTERM and SIGKILL for stopped commands
         self._jobs: dict[Job, None] = {}
         self._plan: _plan.Plan | None = None
+        self._naming: dict[str, int] | None = None  # see _names
         self._memo: dict[str, Any] = {}  # cached jobs' last successes when there is no store
         self.update(jobs_or_sequences)
 
@@ -90,7 +91,7 @@ class Scheduler(Job):
             )
         job._owner = self
         self._jobs[job] = None
-        self._plan = None
+        self._changed()
         if job._requires or job._data_deps:
             for req in (*job._requires, *job._data_deps):
                 if not isinstance(req, str) and req._owner is None:
@@ -99,7 +100,7 @@ class Scheduler(Job):
 
     def _adopt_requirements(self, job: Job) -> None:
         """Pull in the requirements of ``job`` that belong to no scheduler yet."""
-        self._plan = None
+        self._changed()
         queue = deque([job])  # breadth first, in argument order: derived names read naturally
         while queue:
             current = queue.popleft()
@@ -128,8 +129,23 @@ class Scheduler(Job):
                     for r in other._requires
                     if not (r in doomed if isinstance(r, Job) else r in names)
                 ]
-        self._plan = None
+        self._changed()
         return self
+
+    def _changed(self) -> None:
+        """The graph changed: its plan and its derived names are made again when needed."""
+        self._plan = None
+        self._naming = None
+
+    def _names(self) -> dict[str, int]:
+        """Every job's index by name, deriving the names of unnamed jobs first."""
+        if self._naming is None:
+            self._naming = _plan.derive_names(list(self._jobs))
+        return self._naming
+
+    def _derived_name(self, job: Job) -> str:
+        self._names()
+        return job._auto or job._default_name()
 
     @property
     def jobs(self) -> list[Job]:
@@ -207,7 +223,11 @@ class Scheduler(Job):
         return [plan.jobs[i] for i in sorted(indices, key=position.__getitem__)]
 
     def topological_order(self) -> list[Job]:
-        """Every job, each after all the jobs it requires."""
+        """Every job, each after all the jobs it requires.
+
+        The order jobs were added in, when that is one; else Kahn's order (ties by the
+        order of adding).
+        """
         plan = self.plan()
         return [plan.jobs[i] for i in plan.order]
 

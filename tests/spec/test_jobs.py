@@ -138,6 +138,25 @@ def test_name_derived_from_function_and_made_unique():
     assert set(state_names(report)) == {"fetch", "fetch-2", "fetch-3"}
 
 
+def test_derived_names_are_unique_as_soon_as_jobs_share_a_scheduler():
+    first, second = jg.Job(fetch), jg.Job(fetch)
+    assert first.name == second.name == "fetch"  # in no scheduler: the plain derivation
+    sched = jg.Scheduler(first, second)  # no validate(): reading a name is enough
+    assert [first.name, second.name] == ["fetch", "fetch-2"]
+    third = jg.Job(fetch)
+    sched.add(third)
+    assert [first.name, second.name, third.name] == ["fetch", "fetch-2", "fetch-3"]
+
+
+def test_derived_names_follow_the_graph_after_a_removal():
+    first, second = jg.Job(fetch), jg.Job(fetch)
+    sched = jg.Scheduler(first, second)
+    assert second.name == "fetch-2"
+    sched.remove(first)
+    assert second.name == "fetch"
+    assert sched.predecessors("fetch") == []  # and the graph finds it by that name
+
+
 def test_derived_names_are_deterministic_across_identical_graphs():
     def build():
         jobs = [jg.Job(fetch), jg.Job(fetch), jg.Job(two)]

@@ -789,6 +789,18 @@ def diamond():
     return sched, dict(a=a, b=b, c=c, d=d, e=e, f=f, g=g)
 
 
+def test_topological_order_keeps_the_order_of_adding_when_it_is_one():
+    a = jg.Job(noop, name="a")
+    b = jg.Job(noop, name="b", requires=a)
+    c = jg.Job(noop, name="c")
+    d = jg.Job(noop, name="d", requires=b)
+    sched = jg.Scheduler(a, b, c, d)
+    assert names(sched.topological_order()) == ["a", "b", "c", "d"]
+    a.requires(c)  # now a requires a job added after it: the order must move c first
+    order = names(sched.topological_order())
+    assert order.index("c") < order.index("a") < order.index("b") < order.index("d")
+
+
 def test_topological_order(diamond):
     sched, j = diamond
     order = sched.topological_order()
