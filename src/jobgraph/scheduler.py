@@ -74,8 +74,14 @@ class Scheduler(Job):
 
     def update(self, jobs: Iterable[Any]) -> Scheduler:
         """Add several jobs or sequences; returns the scheduler."""
-        for job in iter_jobs(jobs):
-            self._take(job)
+        take = self._take
+        for item in jobs:
+            if isinstance(item, Job):  # the common case, without iter_jobs' generator
+                take(item)
+            else:
+                for job in iter_jobs((item,)):
+                    take(job)
+        self._changed()
         return self
 
     def _take(self, job: Job) -> None:
@@ -91,12 +97,14 @@ class Scheduler(Job):
             )
         job._owner = self
         self._jobs[job] = None
-        self._changed()
-        if job._requires or job._data_deps:
-            for req in (*job._requires, *job._data_deps):
-                if not isinstance(req, str) and req._owner is None:
-                    self._adopt_requirements(job)  # some are in no scheduler yet
-                    break
+        for req in job._requires:
+            if not isinstance(req, str) and req._owner is None:
+                self._adopt_requirements(job)  # some are in no scheduler yet
+                return
+        for req in job._data_deps:
+            if req._owner is None:
+                self._adopt_requirements(job)
+                return
 
     def _adopt_requirements(self, job: Job) -> None:
         """Pull in the requirements of ``job`` that belong to no scheduler yet."""
