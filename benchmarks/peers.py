@@ -195,12 +195,14 @@ def build_dask(dag: Dag, kind: str) -> Runner:
     return run
 
 
+# jobgraph imports its modules on first use; these are the ones a build and a run use.
+_JOBGRAPH = ("jobgraph", "jobgraph.job", "jobgraph.scheduler", "jobgraph.runner", "jobgraph.report")
 IMPORTS: dict[str, tuple[str, ...]] = {
-    "jobgraph": ("jobgraph", "jobgraph.runner"),
-    "jobgraph-named": ("jobgraph", "jobgraph.runner"),
+    "jobgraph": _JOBGRAPH,
+    "jobgraph-named": _JOBGRAPH,
     "floor": (),
     "asynciojobs": ("asynciojobs",),
-    "compat-asynciojobs": ("jobgraph.compat.asynciojobs", "jobgraph.runner"),
+    "compat-asynciojobs": ("jobgraph.compat.asynciojobs", *_JOBGRAPH),
     "dask": ("dask.threaded",),
 }
 """Modules each peer needs: imported before the clock starts, so build time excludes them."""

@@ -101,6 +101,53 @@ def flatten_requirements(items: Any) -> Iterator[Job | str]:
         )
 
 
+# The instance fields most jobs get, most common first. CPython keeps an instance's
+# attributes in an array laid out by a table its class shares, which holds up to 30 names
+# (3.11). An object that gets a name the table did not have when the object was made
+# moves its attributes to a dict of its own: slower to read, more for the collector to
+# walk. _prime() fills the table before the first job exists, so that a graph built
+# before it first runs keeps compact jobs. Fields left out fall back to that dict.
+_COMMON_FIELDS = (
+    "_kind",
+    "_fn",
+    "_args",
+    "_kwargs",
+    "_owner",
+    "_index",
+    "_run",
+    "_name",
+    "_auto",
+    "_requires",
+    "_data_deps",
+    "_state",
+    "_causes",
+    "_attempts",
+    "_t0",
+    "_t1",
+    "_result",
+    "_note",
+    "_exception",
+    "_error",
+    "_returncode",
+    "_stdout",
+    "_stderr",
+    "critical",
+    "timeout",
+    "retries",
+    "cache",
+    "inputs",
+    "outputs",
+    "priority",
+)
+
+
+def _prime(cls: type) -> None:
+    """Teach ``cls``'s shared attribute table the common field names (see above)."""
+    probe: object = object.__new__(cls)
+    for field in _COMMON_FIELDS:
+        setattr(probe, field, None)
+
+
 def _utc(timestamp: float | None) -> _dt.datetime | None:
     if timestamp is None:
         return None
@@ -114,46 +161,42 @@ class Job:
     replaced by those jobs' results when this job runs, and make them requirements.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_args",
-        "_attempts",
-        "_auto",
-        "_causes",
-        "_data_deps",
-        "_error",
-        "_exception",
-        "_fn",
-        "_index",
-        "_kind",
-        "_kwargs",
-        "_name",
-        "_note",
-        "_owner",
-        "_requires",
-        "_result",
-        "_returncode",
-        "_run",
-        "_state",
-        "_stderr",
-        "_stdout",
-        "_t0",
-        "_t1",
-        "cache",
-        "critical",
-        "env_keys",
-        "executor",
-        "forever",
-        "inputs",
-        "outputs",
-        "priority",
-        "resources",
-        "retries",
-        "retry_backoff",
-        "retry_delay",
-        "run_if",
-        "timeout",
-    )
+    # No __slots__: fields have class-level defaults, so building a job writes only what
+    # its call gives (see _COMMON_FIELDS for how the instances stay compact).
+    _name: str | None = None
+    _auto: str | None = None  # derived name, made unique by the scheduler
+    _data_deps: tuple[Job, ...] = ()
+    _requires: list[Job | str] | tuple[()] = ()  # the job's own list once it has any
+    _owner: Scheduler | None = None
+    _index = -1
+    _run: Any = None
+    critical = False
+    forever = False
+    priority: float = 0
+    cache = False
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    env_keys: tuple[str, ...] = ()
+    run_if = "success"
+    timeout: float | None = None
+    retries = 0
+    retry_delay: float = 0.0
+    retry_backoff: float = 1.0
+    resources: Mapping[str, int | float] | None = None
+    executor: Any = None
+    # Run-time fields, as before any run (see _reset).
+    _state = State.PENDING
+    _result: Any = None
+    _exception: BaseException | None = None
+    _error: str | None = None
+    _note: str | None = None
+    _returncode: int | None = None
+    _attempts = 0
+    _t0: float | None = None
+    _t1: float | None = None
+    _causes: tuple[str, ...] = ()
+    _stdout: OutputBuffer | None = None
+    _stderr: OutputBuffer | None = None
 
     def __init__(
         self,
@@ -181,29 +224,26 @@ class Job:
         self._fn = fn
         self._args = args
         self._kwargs = kwargs or _NO_KWARGS
-        self._name = self._check_name(name)
-        self._auto: str | None = None  # derived name, made unique by the scheduler
-        self._owner: Scheduler | None = None
-        self._data_deps: tuple[Job, ...] = ()
+        if name is not None:
+            self._name = self._check_name(name)
         if args or kwargs:
             found: list[Job] = []
             if _find_jobs(args, found) | _find_jobs(kwargs, found):
                 self._data_deps = tuple(dict.fromkeys(found))
-        self._requires: list[Job | str] = requirement_list(requires) if requires else []
-        self.critical = bool(critical)
-        self.forever = bool(forever)
-        self.priority = priority
-        self.cache = bool(cache)
-        self.inputs = tuple(inputs) if inputs else ()
-        self.outputs = tuple(outputs) if outputs else ()
-        self.env_keys = tuple(env_keys) if env_keys else ()
-        self.run_if = run_if
-        self.timeout = timeout
-        self.retries = retries
-        self.retry_delay = retry_delay
-        self.retry_backoff = retry_backoff
-        self.resources = resources
-        self.executor = executor
+        if requires:
+            self._requires = requirement_list(requires)
+        if critical:
+            self.critical = bool(critical)
+        if forever:
+            self.forever = bool(forever)
+        if cache:
+            self.cache = bool(cache)
+        if inputs:
+            self.inputs = tuple(inputs)
+        if outputs:
+            self.outputs = tuple(outputs)
+        if env_keys:
+            self.env_keys = tuple(env_keys)
         # Compared with the defaults, not tested for truth: None or "" is a mistake to
         # report, not a default to take.
         if (
@@ -216,10 +256,15 @@ class Job:
             or run_if != "success"
             or executor is not None
         ):
+            self.timeout = timeout
+            self.retries = retries
+            self.retry_delay = retry_delay
+            self.retry_backoff = retry_backoff
+            self.resources = resources
+            self.priority = priority
+            self.run_if = run_if
+            self.executor = executor
             self._check_options()
-        self._index = -1
-        self._run: Any = None
-        self._reset()
 
     @staticmethod
     def instances(
@@ -277,20 +322,24 @@ class Job:
                 f"retried; pass the async function and its arguments instead"
             )
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _prime(cls)
+
     def _reset(self) -> None:
-        """Clear the run-time fields before a run."""
+        """Clear the run-time fields before a run (of a job that ran before)."""
         self._state = State.PENDING
-        self._result: Any = None
-        self._exception: BaseException | None = None
-        self._error: str | None = None
-        self._note: str | None = None
-        self._returncode: int | None = None
+        self._result = None
+        self._exception = None
+        self._error = None
+        self._note = None
+        self._returncode = None
         self._attempts = 0
-        self._t0: float | None = None
-        self._t1: float | None = None
-        self._causes: tuple[str, ...] = ()
-        self._stdout: OutputBuffer | None = None
-        self._stderr: OutputBuffer | None = None
+        self._t0 = None
+        self._t1 = None
+        self._causes = ()
+        self._stdout = None
+        self._stderr = None
 
     # -- definition -----------------------------------------------------------------
 
@@ -319,7 +368,10 @@ class Job:
 
     def requires(self, *others: Any) -> Job:
         """Add requirements after construction; returns the job."""
-        self._requires.extend(flatten_requirements(others))
+        if isinstance(self._requires, list):  # the job's own list
+            self._requires.extend(flatten_requirements(others))
+        else:  # the shared empty default
+            self._requires = list(flatten_requirements(others))
         if self._owner is not None:
             self._owner._adopt_requirements(self)
         return self
@@ -403,6 +455,9 @@ class Job:
         if self._attempts > 1:
             text += f" attempt={self._attempts}"
         return text + ">"
+
+
+_prime(Job)
 
 
 class ShellResult:

@@ -222,7 +222,7 @@ def _edges(
                         external.setdefault(i, []).append(req)  # type: ignore[arg-type]
                         continue
                     _missing(scheduler, job, req, names())
-                r = found  # type: ignore[assignment]
+                r = found
             if r not in row:
                 row.append(r)
                 succs[r].append(i)

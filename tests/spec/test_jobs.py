@@ -329,6 +329,40 @@ def test_job_requires_method_adds_and_returns_the_job():
     assert set(job.requirements) == {a, b, c}
 
 
+def test_requirements_added_to_one_job_stay_its_own():
+    # Jobs without requirements share one empty default: adding must never reach it.
+    a, b, c = jg.Job(noop, name="a"), jg.Job(noop, name="b"), jg.Job(noop, name="c")
+    a.requires(c)
+    assert a.requirements == [c]
+    assert b.requirements == []
+    assert jg.Job(noop).requirements == []
+
+
+def test_options_left_out_read_their_defaults_and_can_be_set():
+    job = jg.Job(noop)
+    assert (job.critical, job.timeout, job.retries, job.run_if, job.inputs) == (
+        False,
+        None,
+        0,
+        "success",
+        (),
+    )
+    job.critical = True
+    assert job.critical and not jg.Job(noop).critical
+
+
+def test_a_subclass_of_job_runs_like_a_job():
+    class Tagged(jg.Job):
+        def __init__(self, fn, tag, **options):
+            super().__init__(fn, **options)
+            self.tag = tag
+
+    jobs = [Tagged(noop, tag=str(i)) for i in range(3)]
+    assert jg.Scheduler(*jobs).run().ok
+    assert [j.tag for j in jobs] == ["0", "1", "2"]
+    assert [j.name for j in jobs] == ["noop", "noop-2", "noop-3"]
+
+
 def test_requirements_include_data_dependencies_and_explicit_ones():
     a = jg.Job(two, name="a")
     b = jg.Job(noop, name="b")
