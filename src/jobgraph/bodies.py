@@ -40,17 +40,18 @@ IGNORED_NOTE = "the job ignored the request to stop: it was abandoned and may st
 
 
 class Attempt:
-    """One start of a job's body that has not ended yet."""
+    """One start of a job's body that has not ended yet.
 
-    __slots__ = ("cancelled", "future", "pool", "remote", "timed_out", "timer")
+    Its fields are class-level defaults: a start sets none of them (most attempts of
+    short jobs never need one).
+    """
 
-    def __init__(self) -> None:
-        self.future: asyncio.Future[Any] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.pool: ProcessPool | None = None  # set when the body runs in a worker process
-        self.remote = False  # True when the body runs on a Dask worker
-        self.timed_out = False
-        self.cancelled = False
+    future: asyncio.Future[Any] | None = None
+    timer: asyncio.TimerHandle | None = None
+    pool: ProcessPool | None = None  # set when the body runs in a worker process
+    remote = False  # True when the body runs on a Dask worker
+    timed_out = False
+    cancelled = False
 
 
 class Pools:

@@ -21,6 +21,7 @@ RUN_IF_SUCCESS, RUN_IF_DONE, RUN_IF_FAILURE = 0, 1, 2
 RUN_IF_CODES = {"success": RUN_IF_SUCCESS, "done": RUN_IF_DONE, "failure": RUN_IF_FAILURE}
 
 _PENDING, _READY, _RUNNING = State.PENDING, State.READY, State.RUNNING
+_SUCCEEDED = State.SUCCEEDED
 _SKIPPED, _CANCELLED = State.SKIPPED, State.CANCELLED
 
 
@@ -76,7 +77,7 @@ class Core:
         self._heap: list[tuple[tuple[float, ...], int]] = []
         self._forever_ready: list[int] = []
         self._fifo: deque[int] = deque()
-        self.unfinished = n - sum(1 for f in self._forever if f)
+        self.unfinished = n - bytes(self._forever).count(1)
         self.aborted: str | None = None
         self.abort_cause: str | None = None
         self.ended: list[int] = []  # terminal jobs not yet collected by the driver
@@ -140,6 +141,31 @@ class Core:
                 f"critical job {self.names[i]!r} {state.name.lower().replace('_', ' ')}",
                 cause=self.names[i],
             )
+
+    def succeeded(self, i: int) -> None:
+        """``finish(i, SUCCEEDED)``, with its common case written out.
+
+        That case, a running job that holds no pool and is not a forever job, is most
+        of a big run's events: it gives back its window slot and counts down its
+        dependents, making ready those that waited only for it.
+        """
+        state = self.state
+        if state[i] is not _RUNNING or self._resources[i] or self._forever[i]:
+            self.finish(i, _SUCCEEDED)
+            return
+        self._running -= 1
+        state[i] = _SUCCEEDED
+        self.unfinished -= 1
+        self.ended.append(i)
+        waiting, run_if = self._waiting, self._run_if
+        for j in self.succs[i]:
+            if state[j] is _PENDING:  # else ended (skipped) or made ready by a forever job
+                waiting[j] -= 1
+                if waiting[j] == 0:
+                    if run_if[j] == RUN_IF_FAILURE:
+                        self._requirements_ended(j)
+                    else:
+                        self._make_ready(j)
 
     def retry(self, i: int, delayed: bool) -> None:
         """Job ``i`` failed an attempt and will run again (after a delay if ``delayed``)."""

@@ -614,7 +614,7 @@ class Runner(BodyStarter):
         job._t1 = _now()
         job._note = None
         job._result = result
-        self.core.finish(i, _SUCCEEDED)
+        self.core.succeeded(i)
         self._wake()
 
     def _keep_result(self, i: int, job: Job, result: Any) -> tuple[State, Exception | None]:

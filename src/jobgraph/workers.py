@@ -83,10 +83,17 @@ class WorkerPool:
                     coro.close()
                     continue
                 # The first step runs here: a job that ends without suspending (most short
-                # jobs) then costs no generator.
+                # jobs) then costs no generator. (_step, written out for that common case.)
                 context = contextvars.copy_context()  # as a task of its own would have
-                done, value = _step(self, i, attempt, context, coro.send, None)
-                if not done:
+                try:
+                    value = context.run(coro.send, None)
+                except StopIteration as stop:
+                    self._end(i, attempt, stop.value, None)
+                except BaseException as exc:
+                    self._end(i, attempt, None, exc)
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise  # recorded first: the job has its end, the process still stops
+                else:
                     await _Drive(self, worker, i, attempt, coro, context, value)
                 if not worker.draining:  # it was held by a suspended job: take up again
                     worker.draining = True
