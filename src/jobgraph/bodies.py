@@ -213,7 +213,11 @@ class BodyStarter:
             on_start = functools.partial(self._arm, i, attempt) if timed else None
             self._watch(i, attempt, pool.submit(job._fn, args, kwargs, on_start=on_start))
             return
-        call = functools.partial(job._fn, *args, **kwargs)
+        call = (
+            functools.partial(job._fn, *args, **kwargs)
+            if kwargs
+            else functools.partial(job._fn, *args)
+        )
         chosen = job.executor if job.executor is not None else self.executor
         if chosen is not None and not isinstance(chosen, str):
             # Any concurrent.futures-style executor: submit(fn) -> Future.

@@ -31,8 +31,7 @@ FUNCTION, CORO_FUNCTION, CORO_OBJECT, SHELL, SCHEDULER = range(5)
 
 
 def _kind_of(fn: Any) -> int:
-    if type(fn) is FunctionType:  # the common case, without inspect's generality
-        return CORO_FUNCTION if fn.__code__.co_flags & CO_COROUTINE else FUNCTION
+    """What a body is, for anything but a plain function (which Job.__init__ checks)."""
     if inspect.iscoroutine(fn):
         return CORO_OBJECT
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
@@ -163,6 +162,7 @@ class Job:
 
     # No __slots__: fields have class-level defaults, so building a job writes only what
     # its call gives (see _COMMON_FIELDS for how the instances stay compact).
+    _fixed_kind: int | None = None  # a subclass whose body is always of one kind sets it
     _name: str | None = None
     _auto: str | None = None  # derived name, made unique by the scheduler
     _data_deps: tuple[Job, ...] = ()
@@ -220,7 +220,13 @@ class Job:
         executor: Any = None,
         **kwargs: Any,
     ) -> None:
-        self._kind = self._body_kind(fn)
+        kind = self._fixed_kind
+        if kind is None:
+            if type(fn) is FunctionType:  # the common case, without inspect's generality
+                kind = CORO_FUNCTION if fn.__code__.co_flags & CO_COROUTINE else FUNCTION
+            else:
+                kind = _kind_of(fn)
+        self._kind = kind
         self._fn = fn
         self._args = args
         self._kwargs = kwargs or _NO_KWARGS
@@ -281,9 +287,6 @@ class Job:
         return expand(body, ranges, args, name, options)
 
     # -- construction helpers -------------------------------------------------------
-
-    def _body_kind(self, fn: Any) -> int:
-        return _kind_of(fn)
 
     @staticmethod
     def _check_name(name: Any) -> str | None:
@@ -494,6 +497,7 @@ class Shell(Job):
     """
 
     __slots__ = ("cwd", "env")
+    _fixed_kind = SHELL
 
     def __init__(
         self,
@@ -512,9 +516,6 @@ class Shell(Job):
         self.cwd = os.fspath(cwd) if cwd is not None else None
         self.env = dict(env) if env else None
         super().__init__(command, **job_options)
-
-    def _body_kind(self, fn: Any) -> int:
-        return SHELL
 
     def _default_name(self) -> str:
         command = self._fn

@@ -500,7 +500,10 @@ class Runner(BodyStarter):
         try:
             if job._kind == CORO_FUNCTION and not job._data_deps and self._remote is None:
                 # The common case, without the general dispatch of _start_body.
-                self._run_coroutine(i, job, job._fn(*job._args, **job._kwargs))
+                # (**kwargs costs a dict even when empty: most jobs take no keywords.)
+                kwargs = job._kwargs
+                coro = job._fn(*job._args, **kwargs) if kwargs else job._fn(*job._args)
+                self._run_coroutine(i, job, coro)
             else:
                 args, kwargs = _arguments(job)
                 self._start_body(i, job, args, kwargs)

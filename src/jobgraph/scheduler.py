@@ -32,6 +32,7 @@ class Scheduler(Job):
     """
 
     __slots__ = ("_jobs", "_memo", "_naming", "_plan", "kill_grace", "pools", "store", "window")
+    _fixed_kind = SCHEDULER
 
     def __init__(
         self,
@@ -59,9 +60,6 @@ class Scheduler(Job):
         self._naming: dict[str, int] | None = None  # see _names
         self._memo: dict[str, Any] = {}  # cached jobs' last successes when there is no store
         self.update(jobs_or_sequences)
-
-    def _body_kind(self, fn: Any) -> int:
-        return SCHEDULER
 
     def _default_name(self) -> str:
         return "scheduler"
