@@ -118,10 +118,8 @@ def build(scheduler: Scheduler, external_ok: frozenset[Job] | None = None) -> Pl
     gave them, and requirements among ``external_ok`` are outside the plan, not missing.
     """
     jobs = list(scheduler._jobs)
-    for i, job in enumerate(jobs):
-        job._index = i
+    _index(jobs)
     if external_ok is None:
-        _check_explicit_names(jobs)
         names = scheduler._names
         external_ok = frozenset()
     else:
@@ -139,9 +137,11 @@ def build(scheduler: Scheduler, external_ok: frozenset[Job] | None = None) -> Pl
     return Plan(jobs, reqs, succs, order, names, external)
 
 
-def _check_explicit_names(jobs: list[Job]) -> None:
+def _index(jobs: list[Job]) -> None:
+    """Number the jobs; two with one explicit name are an error."""
     seen: set[str] = set()
-    for job in jobs:
+    for i, job in enumerate(jobs):
+        job._index = i
         name = job._name
         if name is not None:
             if name in seen:

@@ -710,7 +710,9 @@ class Runner(BodyStarter):
         core = self.core
         for i, job in enumerate(self.jobs):
             job._state = core.state[i]
-            job._causes = core.causes[i]
+            causes = core.causes[i]
+            if causes:  # else the job's are already empty (fresh, or reset for this run)
+                job._causes = causes
             job._run = None
             if job._kind == CORO_OBJECT and job._attempts == 0:
                 job._fn.close()  # never started: avoid "coroutine was never awaited"
