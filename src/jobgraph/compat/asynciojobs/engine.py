@@ -101,7 +101,9 @@ def _translate(
     if plan.sentinel is not None:
         nodes.append(_JgJob(plan.sentinel, name=names.unique("first forever job ends")))
     name = _name(checks.label_of(sched))
-    return _JgScheduler(*nodes, name=name, window=window, timeout=timeout if timeout else None)
+    # An expired timeout (0 or less) never reaches jobgraph: the caller ends the run.
+    running_timeout = timeout if timeout is not None and timeout > 0 else None
+    return _JgScheduler(*nodes, name=name, window=window, timeout=running_timeout)
 
 
 def _name(label: str) -> str:
