@@ -81,6 +81,9 @@ def test_interrupt_handler_is_removed_after_the_run():
         """
         import signal
         import jobgraph as jg
+        # Python's own handler, whatever this process inherited (a test run started in
+        # the background of a shell inherits an ignored SIGINT, which Python keeps).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         jg.Scheduler(jg.Job(lambda: 1)).run()
         print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         """
