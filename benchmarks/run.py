@@ -223,25 +223,45 @@ def plan(args: argparse.Namespace) -> Iterator[Case]:
 
 
 def run_all(cases: Sequence[Case], repeat: int, timeout: float) -> list[CaseResult]:
-    """Run every case ``repeat`` times; after a timeout, skip that line's larger sizes."""
+    """Run every case ``repeat`` times; after a timeout, skip that line's larger sizes.
+
+    The peers of one shape, size and kind take turns (A B A B ...), so that a machine
+    that slows down or speeds up meanwhile moves all of them alike and their ratios hold.
+    """
     results: list[CaseResult] = []
     timed_out: set[tuple[str, str, str]] = set()
-    for index, case in enumerate(cases, 1):
-        line = (case.peer, case.kind, case.shape)
-        if line in timed_out:
-            _progress(f"[{index}/{len(cases)}] {case.spec}: skipped (timed out at a smaller N)")
-            continue
-        result = CaseResult(case)
+    done = 0
+    for group in _groups(cases):
+        live: list[CaseResult] = []
+        for case in group:
+            if (case.peer, case.kind, case.shape) in timed_out:
+                done += 1
+                _progress(f"[{done}/{len(cases)}] {case.spec}: skipped (timed out at a smaller N)")
+            else:
+                live.append(CaseResult(case))
         for _ in range(repeat):
-            outcome = spawn(case, timeout)
-            result.runs.append(outcome)
-            if outcome.status != "ok":
-                break
-        if result.status == "timeout":
-            timed_out.add(line)
-        _progress(f"[{index}/{len(cases)}] {case.spec}: {_summary(result)}")
-        results.append(result)
+            for result in live:
+                if not result.runs or result.runs[-1].status == "ok":
+                    result.runs.append(spawn(result.case, timeout))
+        for result in live:
+            if result.status == "timeout":
+                timed_out.add((result.case.peer, result.case.kind, result.case.shape))
+            done += 1
+            _progress(f"[{done}/{len(cases)}] {result.case.spec}: {_summary(result)}")
+            results.append(result)
     return results
+
+
+def _groups(cases: Sequence[Case]) -> Iterator[list[Case]]:
+    """Consecutive cases of one shape, size and kind (the peers to compare)."""
+    group: list[Case] = []
+    for case in cases:
+        if group and (case.shape, case.n, case.kind) != (group[0].shape, group[0].n, group[0].kind):
+            yield group
+            group = []
+        group.append(case)
+    if group:
+        yield group
 
 
 def _summary(result: CaseResult) -> str:

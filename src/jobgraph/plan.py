@@ -76,7 +76,11 @@ class Plan:
 
     def names_by_index(self) -> NamesByIndex:
         """Each job's name by index, read when asked (a run that goes well never asks)."""
-        return NamesByIndex(self.jobs)
+        view = NamesByIndex(self.jobs)
+        owner = self.jobs[0]._owner if self.jobs else None  # a subgraph's jobs: its parent's
+        if owner is not None:
+            owner._watch_names(view)
+        return view
 
     def claim(self) -> None:
         """Point every job's ``_index`` at this plan (before a run)."""
@@ -85,12 +89,22 @@ class Plan:
 
 
 class NamesByIndex(Sequence[str]):
-    """The names of a list of jobs, as a sequence that reads each one when asked."""
+    """The names of a list of jobs, as a sequence that reads each one when asked.
 
-    __slots__ = ("_jobs",)
+    Derived names follow the graph, so a change to it (see ``Scheduler._changed``) has
+    the sequence keep the names of the moment first (:meth:`freeze`).
+    """
+
+    __slots__ = ("__weakref__", "_frozen", "_jobs")
 
     def __init__(self, jobs: list[Job]) -> None:
         self._jobs = jobs
+        self._frozen: list[str] | None = None
+
+    def freeze(self) -> None:
+        """Read every name now and keep them."""
+        if self._frozen is None:
+            self._frozen = [job.name for job in self._jobs]
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -100,6 +114,8 @@ class NamesByIndex(Sequence[str]):
     @overload
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
+        if self._frozen is not None:
+            return self._frozen[i]
         if isinstance(i, slice):
             return [job.name for job in self._jobs[i]]
         return self._jobs[i].name
@@ -123,8 +139,7 @@ def build(scheduler: Scheduler, external_ok: frozenset[Job] | None = None) -> Pl
         names = scheduler._names
         external_ok = frozenset()
     else:
-        kept = _kept_names(jobs)
-        names = kept.copy
+        names = _fixed(_kept_names(jobs))
     external: dict[int, list[Job]] = {}  # filled by _edges
     reqs, succs, forward = _edges(scheduler, jobs, names, external_ok, external)
     # Jobs are mostly added after what they require: then the order they were added in
@@ -179,6 +194,10 @@ def derive_names(jobs: list[Job]) -> dict[str, int]:
             by_name[name] = i
             job._auto = name
     return by_name
+
+
+def _fixed(names: dict[str, int]) -> Callable[[], dict[str, int]]:
+    return lambda: names
 
 
 def _kept_names(jobs: list[Job]) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,17 @@ class Scheduler(Job):
     ``outer/inner`` in reports.
     """
 
-    __slots__ = ("_jobs", "_memo", "_naming", "_plan", "kill_grace", "pools", "store", "window")
+    __slots__ = (
+        "_jobs",
+        "_memo",
+        "_name_views",
+        "_naming",
+        "_plan",
+        "kill_grace",
+        "pools",
+        "store",
+        "window",
+    )
     _fixed_kind = SCHEDULER
 
     def __init__(
@@ -58,6 +69,7 @@ class Scheduler(Job):
         self._jobs: dict[Job, None] = {}
         self._plan: _plan.Plan | None = None
         self._naming: dict[str, int] | None = None  # see _names
+        self._name_views: list[weakref.ref[_plan.NamesByIndex]] = []  # see _changed
         self._memo: dict[str, Any] = {}  # cached jobs' last successes when there is no store
         self.update(jobs_or_sequences)
 
@@ -72,14 +84,17 @@ class Scheduler(Job):
 
     def update(self, jobs: Iterable[Any]) -> Scheduler:
         """Add several jobs or sequences; returns the scheduler."""
-        take = self._take
-        for item in jobs:
-            if isinstance(item, Job):  # the common case, without iter_jobs' generator
-                take(item)
-            else:
-                for job in iter_jobs((item,)):
-                    take(job)
         self._changed()
+        take = self._take
+        try:
+            for item in jobs:
+                if isinstance(item, Job):  # the common case, without iter_jobs' generator
+                    take(item)
+                else:
+                    for job in iter_jobs((item,)):
+                        take(job)
+        finally:  # also after a bad item: the jobs taken before it are in the graph
+            self._changed()
         return self
 
     def _take(self, job: Job) -> None:
@@ -115,6 +130,7 @@ class Scheduler(Job):
                     req._owner = self
                     self._jobs[req] = None
                     queue.append(req)
+        self._changed()
 
     def remove(self, job: Job, cascade: bool = False) -> Scheduler:
         """Remove ``job``; others stop requiring it (or, with ``cascade``, go too)."""
@@ -124,10 +140,11 @@ class Scheduler(Job):
         if cascade:
             plan = self.plan()
             doomed.update(plan.jobs[i] for i in graph.reachable([plan.index(job)], plan.succs))
+        names = {gone.name for gone in doomed}  # while they are here: unique derived names
+        self._changed()
         for gone in doomed:
             del self._jobs[gone]
             gone._owner = None
-        names = {gone.name for gone in doomed}
         for other in self._jobs:
             if other._requires:
                 other._requires = [
@@ -139,9 +156,22 @@ class Scheduler(Job):
         return self
 
     def _changed(self) -> None:
-        """The graph changed: its plan and its derived names are made again when needed."""
+        """Called before and after every change of the graph.
+
+        Its plan and derived names are made again when next needed; the runs that read
+        names lazily keep them as they were before the change.
+        """
         self._plan = None
         self._naming = None
+        views, self._name_views = self._name_views, []
+        for ref in views:
+            view = ref()
+            if view is not None:
+                view.freeze()
+
+    def _watch_names(self, view: _plan.NamesByIndex) -> None:
+        """Have ``view`` keep the names it reads now, before the graph next changes."""
+        self._name_views.append(weakref.ref(view))
 
     def _names(self) -> dict[str, int]:
         """Every job's index by name, deriving the names of unnamed jobs first."""

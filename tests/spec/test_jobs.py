@@ -157,6 +157,40 @@ def test_derived_names_follow_the_graph_after_a_removal():
     assert sched.predecessors("fetch") == []  # and the graph finds it by that name
 
 
+def test_removing_a_job_drops_requirements_on_its_unique_name_only():
+    first, second = jg.Job(fetch), jg.Job(fetch)
+    on_first = jg.Job(two, name="c", requires="fetch")
+    on_second = jg.Job(two, name="d", requires="fetch-2")
+    sched = jg.Scheduler(first, second, on_first, on_second)
+    sched.remove(second)
+    assert on_first.requirements == [] and on_first._requires == ["fetch"]
+    assert on_second._requires == []
+    assert sched.predecessors("c") == [first]
+
+
+def test_a_bad_item_leaves_the_jobs_added_before_it_in_the_graph():
+    sched = jg.Scheduler(jg.Job(fetch))
+    sched.validate()
+    added = jg.Job(fetch)
+    with pytest.raises(TypeError):
+        sched.update([added, 42])
+    assert added in sched.plan().jobs
+    assert added.name == "fetch-2"
+
+
+def test_a_report_keeps_the_names_of_its_run_after_the_graph_changes():
+    failed = jg.Job(boom)
+    second = jg.Job(fetch, requires=failed)
+    third = jg.Job(fetch, requires=second)
+    sched = jg.Scheduler(failed, second, third)
+    report = sched.run()
+    sched.remove(second)  # third would now be derived as plain "fetch"
+    records = {r["name"]: r for r in report.to_dict()["jobs"]}
+    assert set(records) == {"boom", "fetch", "fetch-2"}
+    assert records["fetch-2"]["requires"] == ["fetch"]
+    assert records["fetch-2"]["skipped_because"] == ["boom"]
+
+
 def test_derived_names_are_deterministic_across_identical_graphs():
     def build():
         jobs = [jg.Job(fetch), jg.Job(fetch), jg.Job(two)]
