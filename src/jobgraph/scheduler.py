@@ -84,17 +84,14 @@ class Scheduler(Job):
 
     def update(self, jobs: Iterable[Any]) -> Scheduler:
         """Add several jobs or sequences; returns the scheduler."""
-        self._changed()
+        self._changed()  # first: a bad item may stop the loop after some jobs were taken
         take = self._take
-        try:
-            for item in jobs:
-                if isinstance(item, Job):  # the common case, without iter_jobs' generator
-                    take(item)
-                else:
-                    for job in iter_jobs((item,)):
-                        take(job)
-        finally:  # also after a bad item: the jobs taken before it are in the graph
-            self._changed()
+        for item in jobs:
+            if isinstance(item, Job):  # the common case, without iter_jobs' generator
+                take(item)
+            else:
+                for job in iter_jobs((item,)):
+                    take(job)
         return self
 
     def _take(self, job: Job) -> None:
@@ -130,7 +127,6 @@ class Scheduler(Job):
                     req._owner = self
                     self._jobs[req] = None
                     queue.append(req)
-        self._changed()
 
     def remove(self, job: Job, cascade: bool = False) -> Scheduler:
         """Remove ``job``; others stop requiring it (or, with ``cascade``, go too)."""
@@ -152,11 +148,10 @@ class Scheduler(Job):
                     for r in other._requires
                     if not (r in doomed if isinstance(r, Job) else r in names)
                 ]
-        self._changed()
         return self
 
     def _changed(self) -> None:
-        """Called before and after every change of the graph.
+        """Called before every change of the graph (nothing reads it until the change ends).
 
         Its plan and derived names are made again when next needed; the runs that read
         names lazily keep them as they were before the change.

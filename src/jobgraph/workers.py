@@ -90,9 +90,7 @@ class WorkerPool:
                 except StopIteration as stop:
                     self._end(i, attempt, stop.value, None)
                 except BaseException as exc:
-                    self._end(i, attempt, None, exc)
-                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                        raise  # recorded first: the job has its end, the process still stops
+                    _failed(self, i, attempt, exc)
                 else:
                     await _Drive(self, worker, i, attempt, coro, context, value)
                 if not worker.draining:  # it was held by a suspended job: take up again
@@ -167,7 +165,12 @@ def _step(
     except StopIteration as stop:
         pool._end(i, attempt, stop.value, None)
     except BaseException as exc:
-        pool._end(i, attempt, None, exc)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise exc  # recorded first: the job has its end, the process still stops
+        _failed(pool, i, attempt, exc)
     return True, None
+
+
+def _failed(pool: WorkerPool, i: int, attempt: Any, exc: BaseException) -> None:
+    """Record that job ``i``'s coroutine raised ``exc``."""
+    pool._end(i, attempt, None, exc)
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        raise exc  # recorded first: the job has its end, the process still stops
