@@ -8,14 +8,8 @@ import sys
 import time
 from collections.abc import Callable
 
-
-def _stat(pid: int | str) -> list[bytes] | None:
-    """The fields of /proc/PID/stat after the command name (state, parent, ...); None: gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
+from jobgraph.procfs import stat_fields
+from jobgraph.recorder import pid_alive as alive
 
 
 def _pids() -> list[str]:
@@ -31,16 +25,10 @@ def live_processes(match: Callable[[bytes], bool]) -> list[int]:
                 cmdline = f.read()
         except OSError:
             continue
-        fields = _stat(pid)
+        fields = stat_fields(pid)
         if fields is not None and fields[0] != b"Z" and match(cmdline):
             found.append(int(pid))
     return found
-
-
-def alive(pid: int) -> bool:
-    """True while process ``pid`` exists and is not a zombie."""
-    fields = _stat(pid)
-    return fields is not None and fields[0] != b"Z"
 
 
 def live_processes_with(marker: str) -> list[int]:
@@ -84,7 +72,7 @@ def _children_by_parent() -> dict[int, list[int]]:
     """Live (non-zombie) processes by parent pid: one pass over /proc."""
     children: dict[int, list[int]] = {}
     for pid in _pids():
-        fields = _stat(pid)
+        fields = stat_fields(pid)
         if fields is not None and fields[0] != b"Z":
             children.setdefault(int(fields[1]), []).append(int(pid))
     return children

@@ -169,7 +169,7 @@ class Launcher:
             # below guards a host only until its run's own Ctrl-C handler is in place.)
             return
         else:
-            pid = _pid_in(folder)  # a run of an earlier launcher's: its host ends with it
+            pid = read_pid(folder)  # a run of an earlier launcher's: its host ends with it
         if pid is None:
             return
         # The mark first: a host acts on the signal only for a run whose folder has it.
@@ -183,7 +183,8 @@ class Launcher:
             self._forget(host)  # idle hosts end now, busy ones after their run
 
 
-def _pid_in(folder: str) -> int | None:
+def read_pid(folder: str | os.PathLike[str]) -> int | None:
+    """The pid a run folder's ``run.pid`` names; None before a host took the run."""
     try:
         with open(os.path.join(folder, PID_FILE)) as f:
             return int(f.read())
@@ -194,7 +195,16 @@ def _pid_in(folder: str) -> int | None:
 def main() -> None:
     """Load jobgraph and the flows once, then serve the server's messages."""
     # Imported once here, not in every run: each host is a fork of this process.
-    from . import fingerprint, flows, handle, recorder, report, runner, workflow  # noqa: F401
+    from . import (  # noqa: F401
+        fingerprint,
+        flows,
+        handle,
+        recorder,
+        report,
+        runhost,  # as "jobgraph.runhost": this module runs as __main__
+        runner,
+        workflow,
+    )
     from .executors import shell  # noqa: F401
     from .store import sqlite  # noqa: F401
 

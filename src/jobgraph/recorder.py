@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
+from .procfs import stat_fields
 from .state import SUCCESS, State
 from .store.base import (
     JobEnd,
@@ -81,17 +82,16 @@ def local_pid(holder: str | None) -> int | None:
 
 def pid_alive(pid: int) -> bool:
     """True while process ``pid`` lives (a zombie, never reaped where PID 1 does not, is dead)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+    fields = stat_fields(pid)
+    if fields is not None:
+        return fields[0] != b"Z"
+    try:  # gone, or no /proc: ask the kernel
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
         return True
+    return True
 
 
 # Lease holders whose runs go on in this process. A holder that names this process but is

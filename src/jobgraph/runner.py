@@ -48,8 +48,8 @@ _CHUNK = 4096  # most jobs handed to the workers' queue at once
 _FREEZE_AT = 10_000  # graphs from this size on are hidden from the cyclic GC while running
 
 
-# The SIGINT handler a run replaced, to put back at its end.
-_SigintHandler = tuple[Any]
+# The SIGINT handler a run replaced, to put back at its end; None when it set none.
+_SigintHandler = Callable[[int, Any], Any] | int | None
 
 # An interrupt kept for the next run of this process (a flag in a list: no global statement).
 _interrupted_early = [False]
@@ -403,7 +403,7 @@ class Runner(BodyStarter):
             if job._kind == SHELL:
                 self.rec.output(self.prefix + job.name, job)
 
-    def _install_sigint(self) -> _SigintHandler | None:
+    def _install_sigint(self) -> _SigintHandler:
         """Ctrl-C interrupts the run; the handler in place before is put back after it.
 
         ``signal.signal`` and a thread-safe call into the loop (as ``asyncio.Runner``
@@ -425,9 +425,10 @@ class Runner(BodyStarter):
         if _interrupted_early[0] and self.parent is None:
             forget_early_interrupt()
             loop.call_soon(interrupt)  # it came before this run could take it
-        return (previous,)
+        # None: not set from Python; Python's own handler is then the usual one.
+        return signal.default_int_handler if previous is None else previous
 
-    def _close(self, heartbeat: Any, sigint: _SigintHandler | None, frozen: bool) -> None:
+    def _close(self, heartbeat: Any, sigint: _SigintHandler, frozen: bool) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self._beat is not None:
@@ -440,11 +441,7 @@ class Runner(BodyStarter):
         finally:
             # Only once the end is recorded: a Ctrl-C meanwhile is still the run's.
             if sigint is not None:
-                # None: not set from Python; Python's own handler is then the usual one.
-                previous = sigint[0]
-                signal.signal(
-                    signal.SIGINT, signal.default_int_handler if previous is None else previous
-                )
+                signal.signal(signal.SIGINT, sigint)
 
     # -- stopping the run -----------------------------------------------------------
 

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .handle import ENDED, RunHandle, store_location
-from .launcher import ABORT_MARK, PID_FILE
+from .launcher import ABORT_MARK, PID_FILE, read_pid
 from .store import Store, open_store
 from .store.base import RunInfo, new_run_id
 
@@ -247,10 +247,7 @@ class Service:
     # -- helpers --------------------------------------------------------------------
 
     def _handle(self, run_id: str, store: Store | None = None) -> RunHandle:
-        try:
-            pid: int | None = int((self.folder / run_id / PID_FILE).read_text())
-        except (OSError, ValueError):
-            pid = None  # not forked yet, or not started by this server
+        pid = read_pid(self.folder / run_id)  # None: not taken yet, or not this server's
         since = self._since.get(run_id, 0.0)
         return RunHandle(run_id, self.store_path, pid=pid, since=since, opened=store)
 

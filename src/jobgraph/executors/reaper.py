@@ -40,18 +40,16 @@ import os
 import subprocess
 import threading
 
+from ..procfs import stat_fields
+
 _QUIT = b"q\n"
 _UNKNOWN = "-"  # no start time: the leader was already gone when it was registered
 
 
 def start_time(pid: int) -> str | None:
     """The start time of process ``pid`` (clock ticks since boot), None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            # After the command name: state is field 3, starttime field 22.
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
+    fields = stat_fields(pid)
+    return fields[19].decode() if fields is not None and len(fields) > 19 else None
 
 
 class Reaper:

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import ShellError
 from ..job import Shell, ShellResult
 from ..output import OutputBuffer
+from ..procfs import stat_fields
 from .reaper import REAPER
 
 _POLL = 0.02  # seconds between checks that a process group is gone
@@ -169,13 +170,8 @@ def _has_live_member(pgid: int) -> bool:
     except OSError:
         return True  # no /proc: trust killpg
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # After the command name: state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] != b"Z":
+        fields = stat_fields(pid)
+        if fields is not None and int(fields[2]) == pgid and fields[0] != b"Z":
             return True
     return False
 
