@@ -76,6 +76,13 @@ def test_second_interrupt_kills_without_waiting_for_the_grace_period():
     assert wait_until_gone(mark, 5.0) == []
 
 
+def _stdout_of(code: str) -> str:
+    """What a fresh Python process running ``code`` prints."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
+    ).stdout
+
+
 def test_interrupt_handler_is_removed_after_the_run():
     code = textwrap.dedent(
         """
@@ -88,9 +95,7 @@ def test_interrupt_handler_is_removed_after_the_run():
         print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
-    ).stdout
+    out = _stdout_of(code)
     assert out.strip() == "True"
 
 
@@ -107,7 +112,5 @@ def test_a_handler_of_the_callers_is_put_back_after_the_run():
             print(signal.getsignal(signal.SIGINT) is handler)
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
-    ).stdout
+    out = _stdout_of(code)
     assert out.split() == ["True", "True", "True"]

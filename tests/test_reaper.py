@@ -9,7 +9,11 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import jobgraph as jg
 from jobgraph.executors import reaper
@@ -161,80 +165,84 @@ def helper_told(lines: str, seconds: float = 5.0) -> int:
     return helper.wait(seconds)
 
 
-def start_in_own_group(marker: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["/bin/sh", "-c", f"{marker}; true"], start_new_session=True)
+Spawn = Callable[..., "subprocess.Popen[bytes]"]
 
 
-def test_only_groups_still_registered_are_killed_when_the_runner_dies() -> None:
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Start processes for a test, each in a session of its own unless told; all killed after.
+
+    A string is a marker command (``sleep N``) run through the shell; a list runs as is.
+    """
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        command: str | list[str], own_group: bool = True, **options: Any
+    ) -> subprocess.Popen[bytes]:
+        argv = ["/bin/sh", "-c", f"{command}; true"] if isinstance(command, str) else command
+        proc = subprocess.Popen(argv, start_new_session=own_group, **options)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_only_groups_still_registered_are_killed_when_the_runner_dies(spawn: Spawn) -> None:
     marker_kept, marker_killed = unique_sleep(), unique_sleep()
-    kept, killed = start_in_own_group(marker_kept), start_in_own_group(marker_killed)
-    stranger = start_in_own_group(unique_sleep())
-    try:
-        own = Reaper()
-        own.enter()
-        own.watch(kept.pid)
-        own.watch(killed.pid)
-        own.forget(kept.pid)
-        helper = own._proc
-        assert helper is not None and own._fd is not None
-        os.close(own._fd)  # what the kernel does when this process dies: EOF
-        assert helper.wait(5.0) == 0
-        assert killed.wait(5.0) == -signal.SIGKILL
-        assert wait_until_gone(marker_killed, 5.0) == []
-        assert kept.poll() is None and stranger.poll() is None
-    finally:
-        for p in (kept, killed, stranger):
-            p.kill()
-            p.wait()
+    kept, killed = spawn(marker_kept), spawn(marker_killed)
+    stranger = spawn(unique_sleep())
+    own = Reaper()
+    own.enter()
+    own.watch(kept.pid)
+    own.watch(killed.pid)
+    own.forget(kept.pid)
+    helper = own._proc
+    assert helper is not None and own._fd is not None
+    os.close(own._fd)  # what the kernel does when this process dies: EOF
+    assert helper.wait(5.0) == 0
+    assert killed.wait(5.0) == -signal.SIGKILL
+    assert wait_until_gone(marker_killed, 5.0) == []
+    assert kept.poll() is None and stranger.poll() is None
 
 
-def test_a_reused_pid_is_left_alone() -> None:
+def test_a_reused_pid_is_left_alone(spawn: Spawn) -> None:
     marker = unique_sleep()
-    other = start_in_own_group(marker)
-    try:
-        # Registered with another start time: the pid now names a newcomer.
-        assert helper_told(f"+{other.pid} 1\n") == 0
-        assert other.poll() is None and live_processes_with(marker)
-    finally:
-        other.kill()
-        other.wait()
+    other = spawn(marker)
+    # Registered with another start time: the pid now names a newcomer.
+    assert helper_told(f"+{other.pid} 1\n") == 0
+    assert other.poll() is None and live_processes_with(marker)
 
 
-def test_the_helper_is_replaced_if_it_dies() -> None:
-    marker = unique_sleep()
-    cmd = start_in_own_group(marker)
-    try:
-        own = Reaper()
-        own.enter()
-        own.watch(cmd.pid)
-        first = own._proc
-        assert first is not None
-        first.kill()
-        first.wait()
-        other = start_in_own_group(unique_sleep())
-        own.watch(other.pid)  # the write fails: a new helper takes both groups
-        assert own._proc is not None and own._proc is not first
-        assert own._fd is not None
-        os.close(own._fd)
-        own._proc.wait(5.0)
-        assert cmd.wait(5.0) == -signal.SIGKILL
-        assert other.wait(5.0) == -signal.SIGKILL
-    finally:
-        cmd.kill()
-        cmd.wait()
+def test_the_helper_is_replaced_if_it_dies(spawn: Spawn) -> None:
+    cmd = spawn(unique_sleep())
+    own = Reaper()
+    own.enter()
+    own.watch(cmd.pid)
+    first = own._proc
+    assert first is not None
+    first.kill()
+    first.wait()
+    other = spawn(unique_sleep())
+    own.watch(other.pid)  # the write fails: a new helper takes both groups
+    assert own._proc is not None and own._proc is not first
+    assert own._fd is not None
+    os.close(own._fd)
+    own._proc.wait(5.0)
+    assert cmd.wait(5.0) == -signal.SIGKILL
+    assert other.wait(5.0) == -signal.SIGKILL
 
 
-def test_a_worker_without_a_group_of_its_own_is_killed_alone() -> None:
+def test_a_worker_without_a_group_of_its_own_is_killed_alone(spawn: Spawn) -> None:
     # A worker process is watched by its pid before it makes its own group.
-    marker = unique_sleep()
-    worker = subprocess.Popen(["/bin/sh", "-c", f"{marker}; true"])  # in our group
-    try:
-        assert helper_told(f"+{worker.pid} {reaper.start_time(worker.pid)}\n") == 0
-        assert worker.wait(5.0) == -signal.SIGKILL
-        assert alive(os.getpid())  # not our group: only the worker
-    finally:
-        worker.kill()
-        worker.wait()
+    worker = spawn(unique_sleep(), own_group=False)  # in our group
+    assert helper_told(f"+{worker.pid} {reaper.start_time(worker.pid)}\n") == 0
+    assert worker.wait(5.0) == -signal.SIGKILL
+    assert alive(os.getpid())  # not our group: only the worker
 
 
 def test_groups_zero_and_one_are_never_signalled() -> None:
@@ -251,23 +259,15 @@ time.sleep(300)
 """
 
 
-def test_a_process_name_with_a_newline_does_not_stop_the_kills() -> None:
-    odd = subprocess.Popen(
-        [sys.executable, "-c", NAMED_ODDLY], stdout=subprocess.PIPE, start_new_session=True
-    )
-    marker = unique_sleep()
-    plain = start_in_own_group(marker)
-    try:
-        assert odd.stdout is not None and odd.stdout.readline() == b"named\n"
-        assert b"\n" in Path(f"/proc/{odd.pid}/stat").read_bytes().rsplit(b")", 1)[0]
-        lines = "".join(f"+{pid} {reaper.start_time(pid)}\n" for pid in (odd.pid, plain.pid))
-        assert helper_told(lines) == 0
-        assert odd.wait(5.0) == -signal.SIGKILL
-        assert plain.wait(5.0) == -signal.SIGKILL
-    finally:
-        for p in (odd, plain):
-            p.kill()
-            p.wait()
+def test_a_process_name_with_a_newline_does_not_stop_the_kills(spawn: Spawn) -> None:
+    odd = spawn([sys.executable, "-c", NAMED_ODDLY], stdout=subprocess.PIPE)
+    plain = spawn(unique_sleep())
+    assert odd.stdout is not None and odd.stdout.readline() == b"named\n"
+    assert b"\n" in Path(f"/proc/{odd.pid}/stat").read_bytes().rsplit(b")", 1)[0]
+    lines = "".join(f"+{pid} {reaper.start_time(pid)}\n" for pid in (odd.pid, plain.pid))
+    assert helper_told(lines) == 0
+    assert odd.wait(5.0) == -signal.SIGKILL
+    assert plain.wait(5.0) == -signal.SIGKILL
 
 
 def test_many_groups_come_and_go_without_slowing_the_helper() -> None:
