@@ -502,7 +502,7 @@ def resume(run_id: str, store: str, quiet: bool) -> None:
     info = history.find_run("", run_id)
     if info is None:
         raise UserError(f"no run {run_id!r} in {store}")
-    origin = json.loads(info.options or "{}").get("origin") or {}
+    origin = info.origin
     if not origin.get("file"):
         raise UserError(
             f"run {run_id} was not started by 'jobgraph run FILE': resume it from "

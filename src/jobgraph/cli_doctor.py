@@ -7,8 +7,6 @@ Exit status: 0 healthy (every run ended or is really running), 1 something needs
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import shlex
 import sys
 from typing import TYPE_CHECKING
@@ -138,11 +136,7 @@ def _judged(check: RunCheck, store: str) -> str:
 def _resume_hint(check: RunCheck, store: str) -> str:
     """How to resume: through ``jobgraph resume`` if the run came from a file, else Python."""
     run_id = check.info.run_id
-    try:
-        origin = json.loads(check.info.options or "{}").get("origin") or {}
-    except (ValueError, AttributeError):
-        origin = {}
-    if not origin.get("file"):
+    if not check.info.origin.get("file"):
         return f"run(resume={run_id!r})"
     where = "" if store == DEFAULT_STORE else f" --store {shlex.quote(store)}"
     return f"'jobgraph resume {run_id}{where}'"
@@ -155,7 +149,7 @@ def _lease(left: float | None) -> str:
 
 
 def _verdict(diagnosis: Diagnosis) -> str:
-    from .doctor import BROKEN, HEALTHY, Verdict
+    from .doctor import BROKEN, HEALTHY
 
     code = diagnosis.exit_code
     if code == BROKEN:
@@ -165,7 +159,7 @@ def _verdict(diagnosis: Diagnosis) -> str:
     waiting = diagnosis.attention
     if not waiting:
         return f"needs attention: {_why(diagnosis)}"
-    dead = [c for c in waiting if c.verdict in (Verdict.DEAD, Verdict.EXPIRED)]
+    dead = [c for c in waiting if c.dead]
     hint = "; 'jobgraph doctor --release-dead' frees the leases of dead owners" if dead else ""
     verb = "is" if len(waiting) == 1 else "are"
     return (
@@ -184,11 +178,12 @@ def _why(diagnosis: Diagnosis) -> str:
         return f"the store is damaged{salvage}"
     if diagnosis.schema is Schema.NEWER:
         return "its schema is newer than this jobgraph understands"
-    if diagnosis.schema is Schema.OLDER:
-        return "its schema is older (jobgraph migrates it when it next opens the store)"
-    return "nothing"
+    # Only asked about a store with problems or a schema not current: here, an older one.
+    return "its schema is older (jobgraph migrates it when it next opens the store)"
 
 
 def _when(timestamp: float) -> str:
-    moment = _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """To the second, as in reports: ``2026-11-21T14:03:07Z``."""
+    from .report import iso
+
+    return iso(int(timestamp)) or ""

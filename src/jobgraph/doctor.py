@@ -59,6 +59,11 @@ class RunCheck:
     local: bool  # the owner is a process of the machine that judged it
 
     @property
+    def dead(self) -> bool:
+        """True when nobody will end the run: its owner died, or let its lease expire."""
+        return self.verdict in (Verdict.DEAD, Verdict.EXPIRED)
+
+    @property
     def owner(self) -> str:
         """The owner as people read it: ``pid@host`` (``none`` when nobody holds the run)."""
         if self.info.owner is None:
@@ -147,11 +152,7 @@ def to_release(
     whose lease another machine still renews.
     """
     unfinished = {check.info.run_id: check for check in runs}
-    chosen = {
-        run_id: check
-        for run_id, check in unfinished.items()
-        if dead and check.verdict in (Verdict.DEAD, Verdict.EXPIRED)
-    }
+    chosen = {run_id: check for run_id, check in unfinished.items() if dead and check.dead}
     for run_id in named:
         check = unfinished.get(run_id)
         if check is None:

@@ -7,10 +7,11 @@ change to the runner. Every method that writes commits before it returns.
 from __future__ import annotations
 
 import abc
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import StoreError
 
@@ -46,6 +47,15 @@ class RunInfo:
     graph_digest: str = ""
     owner: str | None = None  # who holds the run's lease ("host:pid:tag"), while it runs
     lease_until: float | None = None
+
+    @property
+    def origin(self) -> dict[str, Any]:
+        """Where ``jobgraph run`` took the run from (its file and options); {} otherwise."""
+        try:
+            origin = json.loads(self.options or "{}").get("origin")
+        except (ValueError, AttributeError):  # not JSON, or not an object
+            return {}
+        return origin if isinstance(origin, dict) else {}
 
 
 @dataclass(frozen=True)

@@ -119,8 +119,7 @@ class SQLiteStore(Store):
 
         def step(db: sqlite3.Connection) -> None:
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            version = _stored_version(db) or 0
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"the store {str(self.path)!r} has schema version {version}, newer than "
@@ -138,10 +137,9 @@ class SQLiteStore(Store):
 
     def _version(self) -> int | None:
         try:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            return _stored_version(self._db)
         except sqlite3.OperationalError:
             return None  # a new file: no meta table yet
-        return int(row[0]) if row else None
 
     def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one immediate transaction; retry while the file is locked."""
@@ -362,15 +360,18 @@ def checkup(path: str | os.PathLike[str]) -> Checkup:
     return Checkup(str(file), unique, version, SCHEMA_VERSION, tables)
 
 
+def _stored_version(db: sqlite3.Connection) -> int | None:
+    """The schema version the store records, None if it records none."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
 def _schema_of(db: sqlite3.Connection, problems: list[str]) -> tuple[frozenset[str], int | None]:
     """The tables and the schema version of a store file (what cannot be read: a problem)."""
     tables: set[str] = set()
     try:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        row = None
-        if "meta" in tables:
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return frozenset(tables), int(row[0]) if row else None
+        return frozenset(tables), _stored_version(db) if "meta" in tables else None
     except (sqlite3.Error, ValueError) as exc:  # e.g. "file is not a database"
         problems.append(str(exc))
         return frozenset(tables), None
