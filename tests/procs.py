@@ -57,6 +57,21 @@ def wait_until_gone(marker: str | Callable[[bytes], bool], seconds: float = 5.0)
         time.sleep(0.05)
 
 
+def wait_until_found(marker: str, seconds: float = 5.0) -> list[int]:
+    """Wait up to ``seconds`` for processes whose command line contains ``marker``.
+
+    A process that has just been started can show an empty command line for a moment:
+    its parent learns that the exec succeeded before the kernel has set the new
+    command line up.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        found = live_processes_with(marker)
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
 def jobgraph_cli(*args: str, cwd: str | os.PathLike[str] | None = None, timeout: float = 120):
     """Run the ``jobgraph`` command in a child process; its completed process."""
     return subprocess.run(

@@ -12,7 +12,7 @@ import time
 import uuid
 
 import jobgraph as jg
-from procs import live_processes_with, wait_until_gone
+from procs import wait_until_found, wait_until_gone
 
 COMMANDS = 200
 
@@ -21,7 +21,7 @@ def test_two_hundred_timeouts_leave_no_descendant() -> None:
     # A duration no other process uses marks every sleep the battery starts in /proc.
     marker = f"sleep 300.{int(uuid.uuid4().hex[:6], 16):08d}"
     probe = subprocess.Popen(marker.split())  # the marker does find such a process
-    assert live_processes_with(marker) == [probe.pid]
+    assert wait_until_found(marker) == [probe.pid]
     probe.kill()
     probe.wait()
     family = f"{marker} & (sh -c '{marker}' &) ; {marker} & {marker}"
