@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,74 @@ class Attempt:
     remote = False  # True when the body runs on a Dask worker
     timed_out = False
     cancelled = False
+
+
+class QuickLane:
+    """Starts and ends a run's quick jobs for its workers (see ``workers.py``).
+
+    A quick job is a coroutine function with nothing to arm or record at its start: no
+    timeout, no cache, no data to pass, no store, no progress display, no cluster. Its
+    attempt exists only once it did not end at its first step.
+    """
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        core: Core,
+        active: dict[int, Attempt],
+        ended: Callable[..., None],
+        wake: Callable[[], None],
+    ) -> None:
+        self._jobs, self._core, self._active = jobs, core, active
+        self._ended, self._wake = ended, wake
+
+    @staticmethod
+    def is_quick(job: Job) -> bool:
+        """Whether ``job`` may take the quick lane (in a run that allows it)."""
+        return (
+            job._kind == CORO_FUNCTION
+            and not job._data_deps
+            and job.timeout is None
+            and not (job.cache or job.inputs or job.outputs or job.forever)
+        )
+
+    def open(self, i: int) -> Any:
+        """Start quick job ``i``: its coroutine, or None when it does not start."""
+        if self._core.aborted is not None:
+            self._ended(i, _CANCELLED)  # stopped while queued: it never starts
+            return None
+        job = self._jobs[i]
+        job._attempts += 1
+        job._t0 = time.time()
+        kwargs = job._kwargs  # **kwargs costs a dict even when empty: most jobs take none
+        try:
+            return job._fn(*job._args, **kwargs) if kwargs else job._fn(*job._args)
+        except Exception as exc:
+            self._ended(i, _FAILED, exc=exc)
+            return None
+
+    def succeeded(self, i: int, result: Any) -> None:
+        """Quick job ``i`` returned ``result`` at its first step.
+
+        Its note is already None: only a stopped attempt has one, and such an attempt is
+        a usual one that ends the usual way. The driver sleeps while workers drain the
+        queue; the worker that ran this job goes on with what it made ready, so the
+        driver is woken only when the run is over.
+        """
+        job = self._jobs[i]
+        job._t1 = time.time()
+        job._result = result
+        core = self._core
+        core.succeeded(i)
+        if not core.unfinished:
+            self._wake()
+
+    def adopt(self, i: int, task: asyncio.Task[Any]) -> Attempt:
+        """Quick job ``i`` suspended or raised in ``task``: from now on, a usual attempt."""
+        attempt = Attempt()
+        attempt.future = task
+        self._active[i] = attempt
+        return attempt
 
 
 class Pools:
@@ -174,8 +243,12 @@ class BodyStarter:
         self._workers.submit(i, attempt, coro)
 
     def _coroutine_begins(self, i: int, attempt: Attempt, task: asyncio.Task[Any]) -> bool:
-        """A worker takes the job: False if it was stopped while queued."""
-        if self._active.get(i) is not attempt:
+        """A worker takes the job: False if it was stopped while queued.
+
+        Stopped also means the run was aborted meanwhile: it starts nothing new, and the
+        abort ends this attempt as cancelled (it is still without a future).
+        """
+        if self._active.get(i) is not attempt or self.core.aborted is not None:
             return False
         attempt.future = task
         if self.jobs[i].timeout is not None and not attempt.remote:
@@ -317,6 +390,9 @@ class BodyStarter:
             self._ended(i, state, exc=exc, note=IGNORED_NOTE)
 
     def _cancel_running(self, *, forever_only: bool = False) -> None:
+        if not forever_only:  # quick jobs are never forever jobs
+            for i in self._workers.drop_quick():
+                self._ended(i, _CANCELLED)  # still queued for a worker: it never starts
         for i, attempt in list(self._active.items()):
             if forever_only and not self.jobs[i].forever:
                 continue

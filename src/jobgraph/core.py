@@ -77,7 +77,9 @@ class Core:
         self._heap: list[tuple[tuple[float, ...], int]] = []
         self._forever_ready: list[int] = []
         self._fifo: deque[int] = deque()
-        self.unfinished = n - bytes(self._forever).count(1)
+        forever_jobs = bytes(self._forever).count(1)
+        self._has_forever = forever_jobs > 0
+        self.unfinished = n - forever_jobs
         self.aborted: str | None = None
         self.abort_cause: str | None = None
         self.ended: list[int] = []  # terminal jobs not yet collected by the driver
@@ -123,8 +125,13 @@ class Core:
             else:
                 popleft = fifo.popleft
                 batch = [i for i in (popleft() for _ in range(limit)) if state[i] is _READY]
-            for i in batch:
-                self._to_running(i)
+            if self._has_forever:
+                for i in batch:
+                    self._to_running(i)
+            else:
+                for i in batch:
+                    state[i] = _RUNNING  # _to_running's case when no job is a forever job
+                self._running += len(batch)
             return batch
         return self._dispatch_contended(limit)
 
@@ -158,12 +165,17 @@ class Core:
         self.unfinished -= 1
         self.ended.append(i)
         waiting, run_if = self._waiting, self._run_if
+        fifo = None if self._contended else self._fifo
         for j in self.succs[i]:
             if state[j] is _PENDING:  # else ended (skipped) or made ready by a forever job
-                waiting[j] -= 1
-                if waiting[j] == 0:
+                left = waiting[j] - 1
+                waiting[j] = left
+                if left == 0:
                     if run_if[j] == RUN_IF_FAILURE:
                         self._requirements_ended(j)
+                    elif fifo is not None:
+                        state[j] = _READY  # _make_ready, written out for a plain run
+                        fifo.append(j)
                     else:
                         self._make_ready(j)
 
@@ -190,6 +202,8 @@ class Core:
 
     def cancel_rest(self) -> None:
         """End every job that has not ended (and is not running) as CANCELLED."""
+        if not self.unfinished and not self._has_forever:
+            return  # every job has ended: no sweep at the end of a run that went well
         state = self.state
         for i in range(len(state)):
             if state[i] not in TERMINAL and state[i] is not _RUNNING:

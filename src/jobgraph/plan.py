@@ -82,11 +82,6 @@ class Plan:
             owner._watch_names(view)
         return view
 
-    def claim(self) -> None:
-        """Point every job's ``_index`` at this plan (before a run)."""
-        for i, job in enumerate(self.jobs):
-            job._index = i
-
 
 class NamesByIndex(Sequence[str]):
     """The names of a list of jobs, as a sequence that reads each one when asked.
@@ -233,7 +228,10 @@ def _edges(
             continue
         row: list[int] = []
         for req in (*wanted, *data) if data else wanted:
-            r = -1 if isinstance(req, str) else req._index
+            try:
+                r = req._index  # type: ignore[union-attr]
+            except AttributeError:  # a name (cheaper than testing every job for one)
+                r = -1
             if not (0 <= r < n and jobs[r] is req):
                 found = names().get(req) if isinstance(req, str) else None
                 if found is None:

@@ -157,9 +157,12 @@ def _walk(runner: Runner, only_bad: bool) -> list[JobRecord]:
     return records
 
 
-def _any_bad(runner: Runner) -> bool:
-    """Cheap test first: a run where every job succeeded has no bad record to look for."""
-    settled = sum(n for state, n in Counter(runner.core.state).items() if state in SUCCESS)
+def _any_bad(runner: Runner, own: Counter[State]) -> bool:
+    """Cheap test first: a run where every job succeeded has no bad record to look for.
+
+    ``own`` counts the run's own jobs by state.
+    """
+    settled = sum(n for state, n in own.items() if state in SUCCESS)
     return settled != len(runner.jobs) or bool(runner.nested)
 
 
@@ -176,8 +179,9 @@ def _is_bad(state: State, forever: bool, causes: tuple[str, ...]) -> bool:
     return not forever or state in FAILURE
 
 
-def _counts(runner: Runner) -> Counter[State]:
-    counts = Counter(runner.core.state)
+def _counts(runner: Runner, own: Counter[State]) -> Counter[State]:
+    """Every job's state counted, nested schedulers' jobs included."""
+    counts = own.copy()
     for nested in runner.nested.values():
         counts.update(nested.counts)
     return counts
@@ -238,10 +242,11 @@ class Report:
     @classmethod
     def from_run(cls, runner: Runner) -> Report:
         """Build the report of a finished run (job records are built on first use)."""
+        own = Counter(runner.core.state)
         return cls(
             records=lambda: _walk(runner, only_bad=False),
-            counts=_counts(runner),
-            bad=_walk(runner, only_bad=True) if _any_bad(runner) else [],
+            counts=_counts(runner, own),
+            bad=_walk(runner, only_bad=True) if _any_bad(runner, own) else [],
             started_at=runner.started_at,
             ended_at=runner.ended_at,
             stop_kind=runner.stop_kind,

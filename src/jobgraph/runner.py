@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from . import plan as _plan
-from .bodies import Attempt, BodyStarter, Pools, seconds
+from .bodies import Attempt, BodyStarter, Pools, QuickLane, seconds
 from .core import RUN_IF_CODES, Core, Spec
 from .errors import JobError, StoreError
 from .executors.reaper import REAPER
@@ -220,12 +220,15 @@ class Runner(BodyStarter):
         return bool(ready)
 
     def _start_all(self, ready: list[int]) -> None:
-        core = self.core
+        core, quick, queue = self.core, self._quick, self._workers.queue
         for i in ready:
             if core.aborted is not None:
                 core.finish(i, _CANCELLED)  # never started: the run was aborted meanwhile
+            elif quick[i]:
+                queue.append(i)  # a worker starts it (see workers.py)
             else:
                 self._start(i)
+        self._workers.kick()
 
     async def _settle(self) -> None:
         """After an abort: stop what runs, wait for it to end, cancel the rest."""
@@ -280,7 +283,6 @@ class Runner(BodyStarter):
                     raise ValueError(
                         f"scheduler {self.scheduler.name!r}: force names unknown job {name!r}{hint}"
                     )
-        plan.claim()  # nested validation may have re-planned shared jobs
         return plan
 
     async def _prepare(self, plan: _plan.Plan, frozen: bool) -> None:
@@ -288,16 +290,18 @@ class Runner(BodyStarter):
         self._remote = await self._open_remote(plan)
         with _collector_paused(frozen):
             self.jobs = plan.jobs
+            self.rec = self._open_recorder(plan)
+            self._durable = self.rec.durable
+            spec, self._quick = self._survey(plan)
+            self.core = core = Core(spec)
             self._workers = WorkerPool(
                 self.loop,
                 self._coroutine_begins,
                 self._coroutine_ended,
                 self._pump,
                 self._internal_error,
+                QuickLane(self.jobs, core, self._active, self._ended, self._wake),
             )
-            self.rec = self._open_recorder(plan)
-            self._durable = self.rec.durable
-            self.core = Core(self._spec(plan))
             self._reset_jobs(plan)
 
     async def _open_remote(self, plan: _plan.Plan) -> Callable[[Job], DaskSession | None] | None:
@@ -333,19 +337,24 @@ class Runner(BodyStarter):
         return rec
 
     def _reset_jobs(self, plan: _plan.Plan) -> None:
+        """Point every job at this run (its index and core), clean from any run before."""
         core, pending, resumed = self.core, State.PENDING, self._resumed
         for i, job in enumerate(plan.jobs):
             if job._attempts or job._state is not pending:
                 job._reset()  # ran before: start clean
+            job._index = i  # validating nested schedulers may have planned shared jobs
             job._run = core
             if i in resumed:
                 job._result = resumed[i].result
 
-    def _spec(self, plan: _plan.Plan) -> Spec:
+    def _survey(self, plan: _plan.Plan) -> tuple[Spec, bytearray]:
+        """The core's spec, and which jobs take the quick lane (see ``QuickLane``)."""
         jobs = plan.jobs
         n = len(jobs)
-        run_if, critical, forever = bytearray(n), bytearray(n), bytearray(n)
+        run_if, critical, forever, quick = bytearray(n), bytearray(n), bytearray(n), bytearray(n)
         contended = self.window is not None
+        # The run allows quick jobs when it has nothing to do at a job's start.
+        lane = not self._durable and self.on_event is None and self._remote is None
         for i, j in enumerate(jobs):  # one pass, writing only what differs from the default
             if j.run_if != "success":
                 run_if[i] = RUN_IF_CODES[j.run_if]
@@ -353,6 +362,14 @@ class Runner(BodyStarter):
                 critical[i] = 1
             if j.forever:
                 forever[i] = 1
+            elif (
+                lane
+                and j._kind == CORO_FUNCTION
+                and not j._data_deps
+                and j.timeout is None
+                and not (j.cache or j.inputs or j.outputs)
+            ):
+                quick[i] = 1
             if j.resources:
                 contended = True
         return Spec(
@@ -367,7 +384,7 @@ class Runner(BodyStarter):
             window=self.window,
             pools=self.pools,
             done={i: _UP_TO_DATE for i in self._resumed},
-        )
+        ), quick
 
     def _arm_global_timeout(self) -> asyncio.TimerHandle | None:
         if self.timeout is None:

@@ -10,6 +10,12 @@ new worker. So there are about as many workers as suspended jobs, plus one.
 Each job runs in a copy of the context, as it would in a task of its own. Cancelling a
 job cancels its worker task; the worker then clears that request (``uncancel``) and lives
 on only if the job was not suspended.
+
+Most jobs of a big graph are *quick*: a coroutine function with nothing to arm (no
+timeout, no cache, no record to write). The run queues such a job as its bare index, and
+the worker starts it itself; the run learns of its attempt only if it does not end at
+its first step (it suspended or raised). A job that ends at once never needed one: nothing
+else ran while it did.
 """
 
 from __future__ import annotations
@@ -19,7 +25,20 @@ import contextvars
 import time
 from collections import deque
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Protocol
+
+
+class QuickStarts(Protocol):
+    """How the run starts and ends its quick jobs (see the module's doc)."""
+
+    def open(self, i: int) -> Any:
+        """Start quick job ``i``: its coroutine, or None if it does not start after all."""
+
+    def succeeded(self, i: int, result: Any) -> None:
+        """Quick job ``i`` ended at its first step and returned ``result``."""
+
+    def adopt(self, i: int, task: asyncio.Task[Any]) -> Any:
+        """Quick job ``i`` suspended or raised in ``task``: give it its attempt now."""
 
 
 class Worker:
@@ -31,7 +50,7 @@ class Worker:
         self.draining = True
 
 
-Queued = tuple[int, Any, Any]  # (job index, attempt, coroutine)
+Queued = tuple[int, Any, Any] | int  # (job index, attempt, coroutine), or a quick job's index
 _SLICE = 0.02  # seconds a worker may run quick jobs before it lets the loop breathe
 
 
@@ -45,6 +64,7 @@ class WorkerPool:
         end: Callable[[int, Any, Any, BaseException | None], None],
         refill: Callable[[], object],
         crash: Callable[[BaseException], None],
+        quick: QuickStarts,
     ) -> None:
         self.loop = loop
         self.queue: deque[Queued] = deque()
@@ -53,12 +73,27 @@ class WorkerPool:
         self._end = end  # (i, attempt, result, exception or None)
         self._refill = refill  # ask the scheduler for more ready jobs
         self._crash = crash  # an unexpected error: the run must stop and say so
+        self._quick = quick
 
     def submit(self, i: int, attempt: Any, coro: Any) -> None:
         """Queue a job's coroutine; start a worker if none is free."""
         self.queue.append((i, attempt, coro))
         if not self.draining:
             self._spawn()
+
+    def kick(self) -> None:
+        """Start a worker if jobs wait and none is free (after quick jobs were queued)."""
+        if self.queue and not self.draining:
+            self._spawn()
+
+    def drop_quick(self) -> list[int]:
+        """Take the quick jobs out of the queue (the run stops: they never start)."""
+        dropped = [item for item in self.queue if item.__class__ is int]
+        if dropped:
+            kept = [item for item in self.queue if item.__class__ is not int]
+            self.queue.clear()
+            self.queue.extend(kept)
+        return dropped
 
     def _spawn(self) -> None:
         worker = Worker()
@@ -71,6 +106,11 @@ class WorkerPool:
         task = asyncio.current_task()
         assert task is not None
         queue = self.queue
+        open_quick, quick_succeeded, adopt = (
+            self._quick.open,
+            self._quick.succeeded,
+            self._quick.adopt,
+        )
         slice_end = time.monotonic() + _SLICE
         try:
             while True:
@@ -78,20 +118,31 @@ class WorkerPool:
                     self._refill()
                     if not queue:
                         return
-                i, attempt, coro = queue.popleft()
-                if not self._begin(i, attempt, task):
-                    coro.close()
-                    continue
+                item = queue.popleft()
+                if item.__class__ is int:  # a quick job: started here, see the module's doc
+                    i, attempt, coro = item, None, open_quick(item)
+                    if coro is None:
+                        continue  # it did not start (the run stopped, or the call failed)
+                else:
+                    i, attempt, coro = item  # type: ignore[misc]
+                    if not self._begin(i, attempt, task):
+                        coro.close()
+                        continue
                 # The first step runs here: a job that ends without suspending (most short
                 # jobs) then costs no generator. (_step, written out for that common case.)
                 context = contextvars.copy_context()  # as a task of its own would have
                 try:
                     value = context.run(coro.send, None)
                 except StopIteration as stop:
-                    self._end(i, attempt, stop.value, None)
+                    if attempt is None:
+                        quick_succeeded(i, stop.value)
+                    else:
+                        self._end(i, attempt, stop.value, None)
                 except BaseException as exc:
-                    _failed(self, i, attempt, exc)
+                    _failed(self, i, attempt if attempt is not None else adopt(i, task), exc)
                 else:
+                    if attempt is None:
+                        attempt = adopt(i, task)
                     await _Drive(self, worker, i, attempt, coro, context, value)
                 if not worker.draining:  # it was held by a suspended job: take up again
                     worker.draining = True

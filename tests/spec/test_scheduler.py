@@ -262,6 +262,102 @@ def test_critical_failure_aborts_the_run():
     assert "crit" in report.why()
 
 
+@pytest.mark.parametrize("recorded", [False, True], ids=["in-memory", "with-a-store"])
+def test_jobs_queued_behind_a_critical_failure_never_start(tmp_path, recorded):
+    # Ready jobs are handed to the workers in batches; once the critical job fails, the
+    # rest of its batch must not start. With a store every job is started the usual
+    # way; without one, most are quick jobs that a worker starts itself.
+    started: list[int] = []
+
+    async def boom() -> None:
+        raise ValueError("critical problem")
+
+    def body(k: int):
+        async def run() -> None:
+            started.append(k)
+
+        return run
+
+    first = jg.Job(boom, name="first", critical=True)
+    rest = [jg.Job(body(k), name=f"q{k}") for k in range(50)]
+    store = str(tmp_path / "runs.db") if recorded else None
+    report = jg.Scheduler(first, *rest).run(store=store)
+    assert started == []
+    states = state_names(report)
+    assert states["first"] == "FAILED"
+    assert all(states[f"q{k}"] == "CANCELLED" for k in range(50))
+    assert report.exit_code == 2
+
+
+def test_a_run_stopped_mid_burst_ends_every_job_once():
+    # A global timeout lands while thousands of quick jobs are queued or running: each
+    # ends exactly once, in a terminal state, and only those that succeeded ran.
+    ran = itertools.count()
+
+    async def work() -> None:
+        sum(range(2000))  # long enough that the burst outlasts the timeout
+        next(ran)
+
+    jobs = [jg.Job(work) for _ in range(20_000)]
+    report = jg.Scheduler(*jobs).run(timeout=0.05)
+    states = [job.state for job in jobs]
+    assert all(state.is_terminal for state in states)
+    succeeded = states.count(jg.State.SUCCEEDED)
+    assert 0 < succeeded < len(jobs)
+    assert next(ran) == succeeded
+    assert succeeded + states.count(jg.State.CANCELLED) == len(jobs)
+    assert report.exit_code == 3
+
+
+def test_jobs_still_queued_when_the_run_is_cancelled_never_start():
+    # The first job cancels the run's task, then suspends: its worker hands the queue
+    # on, but the run's own task wakes first and must end the queued jobs itself.
+    started: list[int] = []
+
+    def body(k: int):
+        async def run() -> None:
+            started.append(k)
+
+        return run
+
+    async def main() -> list[jg.Job]:
+        async def first() -> None:
+            run.cancel()
+            await asyncio.sleep(5)
+
+        jobs = [jg.Job(first, name="first")] + [jg.Job(body(k)) for k in range(20)]
+        run = asyncio.ensure_future(jg.Scheduler(*jobs).co_run())
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        return jobs
+
+    jobs = asyncio.run(main())
+    assert started == []
+    assert [job.state for job in jobs] == [jg.State.CANCELLED] * len(jobs)
+
+
+def test_a_quick_job_that_suspends_is_still_cancelled_by_an_abort():
+    # A coroutine job without options is started by a worker and only registered as
+    # running when it suspends: the abort must still find and cancel it.
+    cleaned: list[str] = []
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            cleaned.append("slow")
+
+    async def boom() -> None:
+        await asyncio.sleep(0.05)
+        raise ValueError("stop")
+
+    t0 = time.monotonic()
+    report = jg.Scheduler(jg.Job(slow, name="slow"), jg.Job(boom, critical=True)).run()
+    assert time.monotonic() - t0 < 3
+    assert cleaned == ["slow"]
+    assert state_names(report)["slow"] == "CANCELLED"
+
+
 def test_dependent_of_job_cancelled_by_abort_is_cancelled_not_skipped():
     # API.md section 2: CANCELLED is "stopped, or never started, because the run was
     # aborted"; SKIPPED names *failed* jobs as its cause. 'after' never started because
