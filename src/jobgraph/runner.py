@@ -338,14 +338,14 @@ class Runner(BodyStarter):
 
     def _reset_jobs(self, plan: _plan.Plan) -> None:
         """Point every job at this run (its index and core), clean from any run before."""
-        core, pending, resumed = self.core, State.PENDING, self._resumed
+        core, pending = self.core, State.PENDING
         for i, job in enumerate(plan.jobs):
             if job._attempts or job._state is not pending:
                 job._reset()  # ran before: start clean
             job._index = i  # validating nested schedulers may have planned shared jobs
             job._run = core
-            if i in resumed:
-                job._result = resumed[i].result
+        for i, kept in self._resumed.items():
+            plan.jobs[i]._result = kept.result
 
     def _survey(self, plan: _plan.Plan) -> tuple[Spec, bytearray]:
         """The core's spec, and which jobs take the quick lane (see ``QuickLane``)."""
