@@ -74,16 +74,6 @@ class QuickLane:
         self._jobs, self._core, self._active = jobs, core, active
         self._ended, self._wake = ended, wake
 
-    @staticmethod
-    def is_quick(job: Job) -> bool:
-        """Whether ``job`` may take the quick lane (in a run that allows it)."""
-        return (
-            job._kind == CORO_FUNCTION
-            and not job._data_deps
-            and job.timeout is None
-            and not (job.cache or job.inputs or job.outputs or job.forever)
-        )
-
     def open(self, i: int) -> Any:
         """Start quick job ``i``: its coroutine, or None when it does not start."""
         if self._core.aborted is not None:

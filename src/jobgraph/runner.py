@@ -353,7 +353,8 @@ class Runner(BodyStarter):
         n = len(jobs)
         run_if, critical, forever, quick = bytearray(n), bytearray(n), bytearray(n), bytearray(n)
         contended = self.window is not None
-        # The run allows quick jobs when it has nothing to do at a job's start.
+        # The run allows quick jobs when it has nothing to do at a job's start; a job is
+        # quick when it has nothing to arm either (see QuickLane).
         lane = not self._durable and self.on_event is None and self._remote is None
         for i, j in enumerate(jobs):  # one pass, writing only what differs from the default
             if j.run_if != "success":
