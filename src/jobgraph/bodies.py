@@ -59,7 +59,8 @@ class QuickLane:
     """Starts and ends a run's quick jobs for its workers (see ``workers.py``).
 
     A quick job is a coroutine function with nothing to arm or record at its start: no
-    timeout, no cache, no data to pass, no store, no progress display, no cluster. Its
+    timeout, no cache, inputs or outputs, no data to pass, not a forever job, in a run
+    with no store, no progress display and no cluster (``Runner._survey`` decides). Its
     attempt exists only once it did not end at its first step.
     """
 

@@ -165,8 +165,14 @@ class Scheduler(Job):
                 view.freeze()
 
     def _watch_names(self, view: _plan.NamesByIndex) -> None:
-        """Have ``view`` keep the names it reads now, before the graph next changes."""
-        self._name_views.append(weakref.ref(view))
+        """Have ``view`` keep the names it reads now, before the graph next changes.
+
+        The views of runs whose reports are gone are dropped here: a scheduler run again
+        and again, never changed, would otherwise keep one dead reference per run.
+        """
+        views = [ref for ref in self._name_views if ref() is not None]
+        views.append(weakref.ref(view))
+        self._name_views = views
 
     def _names(self) -> dict[str, int]:
         """Every job's index by name, deriving the names of unnamed jobs first."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import math
 
 import pytest
@@ -189,6 +190,18 @@ def test_a_report_keeps_the_names_of_its_run_after_the_graph_changes():
     assert set(records) == {"boom", "fetch", "fetch-2"}
     assert records["fetch-2"]["requires"] == ["fetch"]
     assert records["fetch-2"]["skipped_because"] == ["boom"]
+
+
+def test_running_a_scheduler_again_and_again_keeps_no_trace_per_run():
+    # Each run's report reads names lazily and registers with the scheduler so that a
+    # later change of the graph cannot rename its jobs; runs whose reports are gone
+    # must not leave a reference behind each.
+    sched = jg.Scheduler(jg.Job(fetch), jg.Job(fetch))
+    for _ in range(50):
+        assert sched.run().ok
+    gc.collect()  # a finished run's objects hold each other: freed by the collector
+    assert sched.run().ok
+    assert len(sched._name_views) <= 2  # that last run's, and at most one not yet freed
 
 
 def test_derived_names_are_deterministic_across_identical_graphs():

@@ -67,7 +67,7 @@ def _check(scheduler: jg.Scheduler, jobs: list[jg.Job], reqs: list[list[int]]) -
     assert sorted(order) == list(range(len(jobs)))
     position = {i: k for k, i in enumerate(order)}
     assert all(position[r] < position[i] for i in range(len(jobs)) for r in reqs[i])
-    # The order agrees with graphlib's idea of a valid one: every edge points backwards.
+    # The graph described is acyclic (graphlib agrees), so no CycleError was right.
     graphlib.TopologicalSorter({i: reqs[i] for i in range(len(jobs))}).prepare()
 
 
