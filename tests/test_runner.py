@@ -342,3 +342,29 @@ def test_scheduler_rejects_options_it_does_not_know():
     with pytest.raises(TypeError, match="unexpected keyword argument 'windw'"):
         jg.Scheduler(windw=3)
     assert jg.Scheduler(retries=2, priority=1).retries == 2  # options as a nested job are fine
+
+
+def test_a_run_whose_last_job_is_up_to_date_after_a_long_one_ends():
+    # The driver sleeps while a worker drains the queue. Here the worker runs a job
+    # longer than its time slice, yields to the loop (the driver wakes, sees the worker
+    # busy, sleeps again), then finds the last job up to date: ending a job that way
+    # wakes nobody, so the worker's stopping must. It once hung the run for ever.
+    async def slow() -> int:
+        await asyncio.sleep(0.05)  # longer than a worker's slice of 20 ms
+        return 1
+
+    def after(x: int) -> int:
+        return x + 1
+
+    first = jg.Job(slow, name="slow", cache=True)
+    sched = jg.Scheduler(first, jg.Job(after, first, name="after", cache=True))
+    assert sched.run().ok
+
+    async def again() -> jg.Report:
+        return await asyncio.wait_for(sched.co_run(force=["slow"]), 10)
+
+    report = asyncio.run(again())
+    assert {r.name: r.state for r in report.jobs} == {
+        "slow": jg.State.SUCCEEDED,
+        "after": jg.State.UP_TO_DATE,
+    }

@@ -70,10 +70,9 @@ class QuickLane:
         core: Core,
         active: dict[int, Attempt],
         ended: Callable[..., None],
-        wake: Callable[[], None],
     ) -> None:
         self._jobs, self._core, self._active = jobs, core, active
-        self._ended, self._wake = ended, wake
+        self._ended = ended
 
     def open(self, i: int) -> Any:
         """Start quick job ``i``: its coroutine, or None when it does not start."""
@@ -94,17 +93,13 @@ class QuickLane:
         """Quick job ``i`` returned ``result`` at its first step.
 
         Its note is already None: only a stopped attempt has one, and such an attempt is
-        a usual one that ends the usual way. The driver sleeps while workers drain the
-        queue; the worker that ran this job goes on with what it made ready, so the
-        driver is woken only when the run is over.
+        a usual one that ends the usual way. The driver is not woken: the worker that ran
+        this job goes on with what it made ready, and wakes the driver when it stops.
         """
         job = self._jobs[i]
         job._t1 = time.time()
         job._result = result
-        core = self._core
-        core.succeeded(i)
-        if not core.unfinished:
-            self._wake()
+        self._core.succeeded(i)
 
     def adopt(self, i: int, task: asyncio.Task[Any]) -> Attempt:
         """Quick job ``i`` suspended or raised in ``task``: from now on, a usual attempt."""

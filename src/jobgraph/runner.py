@@ -300,7 +300,8 @@ class Runner(BodyStarter):
                 self._coroutine_ended,
                 self._pump,
                 self._internal_error,
-                QuickLane(self.jobs, core, self._active, self._ended, self._wake),
+                QuickLane(self.jobs, core, self._active, self._ended),
+                self._wake,
             )
             self._reset_jobs(plan)
 

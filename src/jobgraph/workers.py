@@ -65,6 +65,7 @@ class WorkerPool:
         refill: Callable[[], object],
         crash: Callable[[BaseException], None],
         quick: QuickStarts,
+        idle: Callable[[], None],
     ) -> None:
         self.loop = loop
         self.queue: deque[Queued] = deque()
@@ -74,6 +75,9 @@ class WorkerPool:
         self._refill = refill  # ask the scheduler for more ready jobs
         self._crash = crash  # an unexpected error: the run must stop and say so
         self._quick = quick
+        # The run's driver sleeps while workers drain the queue: the last one to stop
+        # wakes it, whatever the jobs it ran did (ended the run, or left it waiting).
+        self._idle = idle
 
     def submit(self, i: int, attempt: Any, coro: Any) -> None:
         """Queue a job's coroutine; start a worker if none is free."""
@@ -156,6 +160,8 @@ class WorkerPool:
         finally:
             if worker.draining:
                 self.draining -= 1
+                if not self.draining:
+                    self._idle()
 
     def handed_off(self, worker: Worker) -> None:
         """A job suspended in ``worker``: someone else must drain the queue."""
