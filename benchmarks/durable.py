@@ -12,8 +12,11 @@ way they do for a user; the parent prints medians of ``--repeat`` runs.
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -169,9 +172,23 @@ def _kill_half_way(proc: subprocess.Popen[bytes], store: str, jobs: int) -> None
 # -- the parent ---------------------------------------------------------------------------
 
 
+@functools.cache
+def _child_env() -> dict[str, str]:
+    """Children import jobgraph as an installed copy does: from compiled bytecode (kept out
+    of the tree), even where PYTHONDONTWRITEBYTECODE is set; the peers' wheels have theirs."""
+    bytecode = tempfile.mkdtemp(prefix="jobgraph-bench-pyc-")
+    atexit.register(shutil.rmtree, bytecode, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": bytecode}
+
+
 def child(args: list[str]) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, str(HERE), "--case", *args], check=True, capture_output=True, text=True
+        [sys.executable, str(HERE), "--case", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=_child_env(),
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 

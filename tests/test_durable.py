@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import jobgraph as jg
-from jobgraph.store import RunLockedError, SQLiteStore
+from jobgraph.store import MemoryStore, RunLockedError, SQLiteStore
 
 
 class Counter:
@@ -198,6 +199,62 @@ def test_missing_output_and_force_rerun(tmp_path):
     assert counter.calls == {"cc-a": 1, "cc-b": 1, "link": 1}
 
 
+@pytest.fixture
+def hashed(monkeypatch) -> list[str]:
+    """The input files whose contents a run reads to hash them."""
+    from jobgraph import fingerprint as fp
+
+    seen: list[str] = []
+    real = fp._hash_file
+
+    def spy(path: str) -> str | None:
+        seen.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(fp, "_hash_file", spy)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_a_touched_input_is_hashed_once_then_known_again_by_its_size_and_mtime(
+    tmp_path, hashed, kind
+):
+    (tmp_path / "a.c").write_text("a")
+    (tmp_path / "b.c").write_text("b")
+    store = tmp_path / "s.db" if kind == "sqlite" else MemoryStore()
+    build(tmp_path, Counter(), store)[0].run()
+    assert sorted(hashed) == ["a.c", "b.c"]
+    hashed.clear()
+    build(tmp_path, Counter(), store)[0].run()
+    assert hashed == []  # unchanged: nothing read
+
+    stat = (tmp_path / "a.c").stat()
+    os.utime(tmp_path / "a.c", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    counter = Counter()
+    report = build(tmp_path, counter, store)[0].run()
+    assert counter.calls == {} and report.counts == {jg.State.UP_TO_DATE: 3}
+    assert hashed == ["a.c"]  # touched: read once, same content
+    hashed.clear()
+    report = build(tmp_path, Counter(), store)[0].run()
+    assert report.counts == {jg.State.UP_TO_DATE: 3} and hashed == []  # its new mtime kept
+
+
+def test_a_store_of_an_older_jobgraph_still_skips_what_is_unchanged(tmp_path, hashed):
+    (tmp_path / "a.c").write_text("a")
+    (tmp_path / "b.c").write_text("b")
+    store = tmp_path / "s.db"
+    build(tmp_path, Counter(), store)[0].run()
+    with sqlite3.connect(store) as db:  # as schema 1 left it: successes without stamps
+        db.execute("UPDATE successes SET stamp = NULL")
+    hashed.clear()
+    counter = Counter()
+    report = build(tmp_path, counter, store)[0].run()
+    assert counter.calls == {} and report.counts == {jg.State.UP_TO_DATE: 3}
+    assert hashed == []  # the stored parts' sizes and mtimes still spare the reads
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM successes WHERE stamp IS NULL").fetchone() == (0,)
+
+
 def test_explain_gives_the_reasons(tmp_path):
     (tmp_path / "a.c").write_text("a")
     (tmp_path / "b.c").write_text("b")
@@ -259,7 +316,7 @@ def test_fingerprints_do_not_depend_on_the_hash_seed(tmp_path):
         def f(x): return x in {"red", "green", "blue"}
         job = jg.Job(f, {"b": {1, 2, "x"}, "a": frozenset({"q", "r"})}, cache=True, name="f")
         s = jg.Scheduler(job)
-        print(fp.fingerprint(fp.parts_of(job, {}, None)))
+        print(fp.fingerprint(fp.parts_of(job, {}, None)), fp.stamp_of(job, {})[0])
         """
     )
     seen = set()
@@ -274,7 +331,7 @@ def test_fingerprints_do_not_depend_on_the_hash_seed(tmp_path):
             cwd=tmp_path,
         )
         seen.add(out.stdout.strip())
-    assert len(seen) == 1 and len(seen.pop()) == 64
+    assert len(seen) == 1 and [len(d) for d in seen.pop().split()] == [64, 64]
 
 
 def test_cached_jobs_are_remembered_in_process_without_a_store():

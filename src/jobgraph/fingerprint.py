@@ -22,6 +22,8 @@ import json
 import os
 import pathlib
 import pickle
+import stat
+import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -170,6 +172,16 @@ def _code_digest(fn: Any) -> str:
     return hashlib.sha256(code_of(fn).encode()).hexdigest()
 
 
+def _plain_arguments(job: Job) -> str | None:
+    """The canonical text of the usual arguments (positional, of plain types), else None.
+
+    It is the same text :func:`_encode` gives ``[args, {}]``, made in one step.
+    """
+    if not job._kwargs and all([type(a) in _SIMPLE for a in job._args]):
+        return f"list:2[tuple:{job._args!r};dict:0{{}}]"
+    return None
+
+
 def _arguments(job: Job) -> str | None:
     """Digest of the arguments, jobs standing for themselves.
 
@@ -185,11 +197,10 @@ def _arguments(job: Job) -> str | None:
             return {k: strip(v) for k, v in value.items()}
         return value
 
-    if inspect.iscoroutine(job._fn):
+    if isinstance(job._fn, types.CoroutineType):
         return None  # a coroutine object's arguments are hidden in its frame
-    if not job._kwargs and all(type(a) in _SIMPLE for a in job._args):
-        # The usual case, encoded in one step: the same bytes _encode gives the list.
-        text = f"list:2[tuple:{job._args!r};dict:0{{}}]"
+    text = _plain_arguments(job)
+    if text is not None:
         return hashlib.sha256(text.encode()).hexdigest()
     if not job._data_deps:
         return try_digest([job._args, dict(job._kwargs)])
@@ -215,32 +226,76 @@ def expand(patterns: Iterable[str], cwd: str | None = None) -> list[str]:
     return sorted(found)
 
 
-def _file_digest(path: str, previous: Mapping[str, Any] | None) -> list[Any]:
-    """``[size, mtime_ns, sha256]``; the old hash is reused when size and mtime agree."""
+def _file_stat(path: str) -> list[Any]:
+    """``[size, mtime_ns, None]`` of a regular file (its hash to come); all None otherwise.
+
+    A folder or a special file has no content to hash: it counts as missing.
+    """
     try:
         info = os.stat(path)
     except OSError:
         return [None, None, None]
-    known = (previous or {}).get(path)
-    if known and known[0] == info.st_size and known[1] == info.st_mtime_ns:
-        return list(known)
+    if info.st_mode & _FILE_TYPE != _REGULAR:
+        return [None, None, None]
+    return [info.st_size, info.st_mtime_ns, None]
+
+
+_FILE_TYPE, _REGULAR = stat.S_IFMT(0o177777), stat.S_IFREG  # S_ISREG, without a call
+
+
+def _hash_file(path: str) -> str | None:
     sha = hashlib.sha256()
     try:
         with open(path, "rb") as f:
             for block in iter(functools.partial(f.read, 1 << 20), b""):
                 sha.update(block)
-    except OSError:  # a folder, or unreadable: its content cannot be known
-        return [info.st_size, info.st_mtime_ns, None]
-    return [info.st_size, info.st_mtime_ns, sha.hexdigest()]
+    except OSError:  # unreadable: its content cannot be known
+        return None
+    return sha.hexdigest()
 
 
-def parts_of(
-    job: Job, requirement_digests: Mapping[str, str | None], previous: Parts | None
+def stamp_of(
+    job: Job, requirement_digests: Mapping[str, str | None]
+) -> tuple[str | None, dict[str, list[Any]]]:
+    """The job's stamp, and its input files as ``{path: [size, mtime_ns, None]}``.
+
+    The stamp is a digest of everything the fingerprint covers, input files taken by size
+    and mtime: no file is read. Equal stamps mean equal fingerprints, on the trust the
+    fingerprint's own fast path makes (a file whose size and mtime are unchanged has
+    unchanged content), so an unchanged job is known to be up to date without hashing a
+    file or reading its stored parts. None when some part cannot be known (the
+    fingerprint cannot be either).
+    """
+    inputs = {p: _file_stat(p) for p in expand(job.inputs, getattr(job, "cwd", None))}
+    coroutine = isinstance(job._fn, types.CoroutineType)
+    args = None if coroutine else _plain_arguments(job)  # the text: no need to hash it
+    if args is None:
+        args = _arguments(job)  # a digest (never like the text), or None: no stamp
+        if args is None:
+            return None, inputs
+    fields = ["stamp1", job.name, _job_code(job), args]
+    if requirement_digests:
+        for name, value in sorted(requirement_digests.items()):
+            if value is None:
+                return None, inputs
+            fields.append(f"{name}={value}")
+    for path, (size, mtime, _) in inputs.items():  # sorted by expand()
+        if size is None:
+            return None, inputs
+        fields.append(f"{path}={size}:{mtime}")
+    for key in sorted(job.env_keys):
+        fields.append(f"{key}={os.environ.get(key)}")
+    return hashlib.sha256("\x00".join(fields).encode()).hexdigest(), inputs
+
+
+def stat_parts(
+    job: Job,
+    requirement_digests: Mapping[str, str | None],
+    inputs: dict[str, list[Any]] | None = None,
 ) -> Parts:
-    """Everything a job's fingerprint covers, as JSON-ready data."""
-    cwd = getattr(job, "cwd", None)
-    old_inputs = (previous or {}).get("inputs")
-    inputs = {p: _file_digest(p, old_inputs) for p in expand(job.inputs, cwd)}
+    """A job's parts with its input files stat'ed (or as ``inputs`` has them), not hashed."""
+    if inputs is None:
+        inputs = {p: _file_stat(p) for p in expand(job.inputs, getattr(job, "cwd", None))}
     return {
         "name": job.name,
         "code": _job_code(job),
@@ -249,6 +304,30 @@ def parts_of(
         "inputs": inputs,
         "env": {key: os.environ.get(key) for key in sorted(job.env_keys)},
     }
+
+
+def hash_inputs(parts: Parts, previous: Parts | None) -> Parts:
+    """Fill in the input hashes of ``parts`` (from :func:`stat_parts`), in place.
+
+    The hash of the previous parts is reused when a file's size and mtime agree.
+    """
+    old_inputs = (previous or {}).get("inputs") or {}
+    for path, entry in parts["inputs"].items():
+        if entry[0] is None:
+            continue
+        known = old_inputs.get(path)
+        if known and known[0] == entry[0] and known[1] == entry[1]:
+            entry[2] = known[2]
+        else:
+            entry[2] = _hash_file(path)
+    return parts
+
+
+def parts_of(
+    job: Job, requirement_digests: Mapping[str, str | None], previous: Parts | None
+) -> Parts:
+    """Everything a job's fingerprint covers, as JSON-ready data."""
+    return hash_inputs(stat_parts(job, requirement_digests), previous)
 
 
 def fingerprint(parts: Parts) -> str | None:

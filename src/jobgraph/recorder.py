@@ -17,8 +17,7 @@ import pickle
 import socket
 import time
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import StoreError
 from .procfs import stat_fields
@@ -42,14 +41,26 @@ LEASE_SECONDS = 30.0  # a run whose owner stopped renewing for this long can be 
 _SEARCHED_RUNS = 50  # how far back a subgraph looks for the results it takes from outside
 
 
-@dataclass
-class Remembered:
+class Remembered(NamedTuple):
     """A cached job's last success, as the next run compares against it."""
 
     fingerprint: str
-    parts: dict[str, Any]
+    kept_parts: dict[str, Any] | str  # from a store: JSON, parsed only if asked for
     result: Any
     pickled: bytes | None = None  # the stored bytes of the result, when a store has them
+    stamp: str | None = None  # see fingerprint.stamp_of; None if the store kept none
+
+    @property
+    def parts(self) -> dict[str, Any]:
+        """What the fingerprint covered (see fingerprint.py).
+
+        A job whose stamp matches is up to date without them: most never need parsing.
+        """
+        kept = self.kept_parts
+        if isinstance(kept, str):
+            parsed: dict[str, Any] = json.loads(kept)
+            return parsed
+        return kept
 
 
 class Resumed:
@@ -263,12 +274,14 @@ class Recorder:
             result = pickle.loads(success.result) if success.result is not None else None
         except Exception:  # e.g. its class is gone: the job runs again
             return None
-        return Remembered(success.fingerprint, json.loads(success.parts), result, success.result)
+        return Remembered(success.fingerprint, success.parts, result, success.result, success.stamp)
 
-    def remember(self, name: str, fingerprint: str, parts: dict[str, Any], result: Any) -> None:
+    def remember(
+        self, name: str, fingerprint: str, parts: dict[str, Any], result: Any, stamp: str | None
+    ) -> None:
         """Without a store, keep a cached job's success in the scheduler object."""
         if self.store is None:
-            self.scheduler._memo[name] = Remembered(fingerprint, parts, result)
+            self.scheduler._memo[name] = Remembered(fingerprint, parts, result, stamp=stamp)
 
 
 def job_end(
@@ -279,6 +292,7 @@ def job_end(
     fingerprint: str | None,
     parts: str | None,
     requires: tuple[str, ...] = (),
+    stamp: str | None = None,
 ) -> JobEnd:
     """The store's record of a job's end."""
     return JobEnd(
@@ -295,6 +309,7 @@ def job_end(
         job._note,
         parts,
         requires,
+        stamp,
     )
 
 

@@ -30,7 +30,14 @@ from .errors import JobError, StoreError
 from .executors.reaper import REAPER
 from .executors.shell import kill_all_groups
 from .job import CORO_FUNCTION, CORO_OBJECT, SHELL, Job
-from .recorder import LEASE_SECONDS, Recorder, Resumed, fetch_outside_results, job_end
+from .recorder import (
+    LEASE_SECONDS,
+    Recorder,
+    Remembered,
+    Resumed,
+    fetch_outside_results,
+    job_end,
+)
 from .state import State
 from .workers import WorkerPool
 
@@ -47,6 +54,9 @@ _OUTPUT_EVERY = 0.5  # seconds between writes of running commands' output to the
 _CHUNK = 4096  # most jobs handed to the workers' queue at once
 _FREEZE_AT = 10_000  # graphs from this size on are hidden from the cyclic GC while running
 
+
+# A cached job's fingerprint, the parts to keep with its end (None: nothing new), its stamp.
+Print = tuple[str | None, dict[str, Any] | None, str | None]
 
 # The SIGINT handler a run replaced, to put back at its end; None when it set none.
 _SigintHandler = Callable[[int, Any], Any] | int | None
@@ -143,7 +153,7 @@ class Runner(BodyStarter):
         self._interrupts = 0
         self._timer: asyncio.TimerHandle | None = None
         self._resumed: dict[int, Resumed] = {}
-        self._prints: dict[int, tuple[str | None, dict[str, Any]]] = {}
+        self._prints: dict[int, Print] = {}  # cached jobs' fingerprints
         self._digests: dict[int, str | None] = {}
         self._pickled: dict[int, bytes] = {}
         self._remote: Callable[[Job], DaskSession | None] | None = None
@@ -228,6 +238,7 @@ class Runner(BodyStarter):
                 queue.append(i)  # a worker starts it (see workers.py)
             else:
                 self._start(i)
+        self._collect_ended()  # up-to-date jobs ended as they were met
         self._workers.kick()
 
     async def _settle(self) -> None:
@@ -537,25 +548,41 @@ class Runner(BodyStarter):
     def _up_to_date(self, i: int, job: Job) -> bool:
         """Decide from the fingerprint whether a cached job can be skipped."""
         _fp = _fingerprints()
-        name = self.prefix + job.name
-        requires = {self.jobs[r].name: self._digest(r) for r in self.plan.reqs[i]}
-        known = self.rec.remembered(name)
-        parts = _fp.parts_of(job, requires, known.parts if known else None)
-        print_ = _fp.fingerprint(parts)
-        self._prints[i] = (print_, parts)
+        reqs = self.plan.reqs[i]
+        requires = {self.jobs[r].name: self._digest(r) for r in reqs} if reqs else {}
+        stamp, inputs = _fp.stamp_of(job, requires)
+        known = self.rec.remembered(self.prefix + job.name)
         forced = self.force is True or (
             isinstance(self.force, (list, tuple, set)) and job.name in self.force
         )
+        if (
+            known is not None
+            and stamp is not None
+            and stamp == known.stamp
+            and not forced
+            and not _fp.missing_outputs(job)
+        ):
+            # Nothing changed since that success, and no file was read to know it.
+            self._prints[i] = (known.fingerprint, None, stamp)  # nothing new to keep
+            return self._skip(i, job, known)
+        previous = known.parts if known is not None else None
+        parts = _fp.hash_inputs(_fp.stat_parts(job, requires, inputs), previous)
+        print_ = _fp.fingerprint(parts)
+        # Kept even when up to date: touched files' new mtimes spare the next run a hash.
+        self._prints[i] = (print_, parts, stamp)
         if forced or known is None or print_ is None or print_ != known.fingerprint:
             return False
         if _fp.missing_outputs(job):
             return False
+        return self._skip(i, job, known)
+
+    def _skip(self, i: int, job: Job, known: Remembered) -> bool:
+        """End a cached job as UP_TO_DATE with its remembered result."""
         job._result = known.result
         if known.pickled is not None:
             self._pickled[i] = known.pickled  # record the stored bytes, no new pickling
         job._t0 = job._t1 = _now()
         self.core.finish(i, _UP_TO_DATE)
-        self._collect_ended()
         return True
 
     def _digest(self, r: int) -> str | None:
@@ -680,26 +707,28 @@ class Runner(BodyStarter):
             if (
                 print_ is not None
                 and print_[0] is not None
+                and print_[1] is not None
                 and states[j] in (_SUCCEEDED, _UP_TO_DATE)
             ):
-                rec.remember(self.prefix + job.name, print_[0], print_[1], job._result)
+                name = self.prefix + job.name
+                rec.remember(name, print_[0], print_[1], job._result, print_[2])
             if durable:
                 self._record(j, job, states[j], print_)
 
-    def _record(
-        self, j: int, job: Job, state: State, print_: tuple[str | None, dict[str, Any]] | None
-    ) -> None:
+    def _record(self, j: int, job: Job, state: State, print_: Print | None) -> None:
         name = self.prefix + job.name
         success = state is _SUCCEEDED or state is _UP_TO_DATE
         fingerprint = print_[0] if print_ is not None and success else None
-        # Parts are kept for a new success only: an UP_TO_DATE job's match the stored ones.
-        fresh = fingerprint is not None and state is _SUCCEEDED and print_ is not None
-        parts = json.dumps(print_[1]) if fresh and print_ is not None else None
+        # Parts go with a success, and with an UP_TO_DATE end whose files were touched;
+        # an unchanged job's match the stored ones.
+        keep = fingerprint is not None and print_ is not None and print_[1] is not None
+        parts = json.dumps(print_[1]) if keep and print_ is not None else None
+        stamp = print_[2] if keep and print_ is not None else None
         result = self._pickled.pop(j, None)
         if state is _UP_TO_DATE and result is None:
             result = pickle.dumps(job._result)
         requires = tuple(self.prefix + self.core.names[r] for r in self.plan.reqs[j])
-        self.rec.ended(job_end(job, state, name, result, fingerprint, parts, requires))
+        self.rec.ended(job_end(job, state, name, result, fingerprint, parts, requires, stamp))
         if job._kind == SHELL:
             try:
                 self.rec.output(name, job)

@@ -253,3 +253,24 @@ def test_a_run_on_postgresql_can_go_to_the_background(url):
     assert handle.wait(30) and handle.state == "succeeded"
     assert handle.stdout(talk) == "far\n"  # a job, or its name
     store.close()
+
+
+def test_a_store_of_schema_1_is_migrated_and_keeps_its_successes(url):
+    import psycopg
+
+    from jobgraph.store.postgres import _MIGRATIONS, checkup, split_schema
+
+    server, schema = split_schema(url)
+    with psycopg.connect(server, autocommit=True) as db:
+        db.execute(f'CREATE SCHEMA "{schema}"')
+        db.execute(f'SET search_path TO "{schema}"')
+        db.execute(_MIGRATIONS[0])
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        db.execute("INSERT INTO successes VALUES ('build', 'a', 'f', NULL, '{}', 'r0')")
+    store = open_store(url)
+    try:
+        assert store.last_success("build", "a") == ("f", None, "{}", None)  # no stamp yet
+    finally:
+        store.close()
+    assert checkup(url).version == 2

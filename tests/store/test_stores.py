@@ -85,6 +85,19 @@ def test_a_later_success_replaces_the_fingerprint(store):
     assert store.last_success("build", "a").fingerprint == "f2"
 
 
+def test_an_up_to_date_end_with_parts_refreshes_the_success_and_one_without_does_not(store):
+    # A job whose input files were touched (same content, new mtime) is UP_TO_DATE, and its
+    # end carries the parts with the new mtimes: they replace the stored ones.
+    run(store, "r1")
+    store.record("r1", [], [JobEnd("a", "SUCCEEDED", fingerprint="f", parts="{}", stamp="s1")])
+    run(store, "r2")
+    store.record("r2", [], [JobEnd("a", "UP_TO_DATE", fingerprint="f")])
+    assert store.last_success("build", "a").stamp == "s1"
+    store.record("r2", [], [JobEnd("a", "UP_TO_DATE", fingerprint="f", parts="{}", stamp="s2")])
+    assert store.last_success("build", "a").stamp == "s2"
+    assert store.successes("build")["a"] == ("f", None, "{}", "s2")
+
+
 def test_output_is_appended_in_order(store):
     run(store)
     store.append_output("r1", "sh", "stdout", "one\n")
@@ -125,7 +138,24 @@ def test_sqlite_file_is_wal_with_a_schema_version(tmp_path):
     SQLiteStore(tmp_path / "s.db").close()
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+
+
+def test_a_sqlite_store_of_schema_1_is_migrated_and_keeps_its_successes(tmp_path):
+    from jobgraph.store.sqlite import _MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "s.db")
+    db.executescript(_MIGRATIONS[0])
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute("INSERT INTO successes VALUES ('build', 'a', 'f', NULL, '{}', 'r0')")
+    db.commit()
+    db.close()
+    store = SQLiteStore(tmp_path / "s.db")
+    assert store.last_success("build", "a") == ("f", None, "{}", None)  # no stamp yet
+    store.close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
 
 
 def test_sqlite_refuses_a_newer_schema(tmp_path):

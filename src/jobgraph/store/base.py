@@ -24,13 +24,13 @@ class RunLockedError(StoreError):
         self.holder = holder
 
 
-@dataclass
-class Success:
+class Success(NamedTuple):
     """What a job's last success left for the next run to compare against."""
 
     fingerprint: str
     result: bytes | None
     parts: str | None
+    stamp: str | None = None  # fingerprint.stamp of the parts (None in older stores)
 
 
 @dataclass
@@ -85,6 +85,7 @@ class JobEnd(NamedTuple):
     note: str | None = None
     parts: str | None = None  # JSON of what the fingerprint covers (see fingerprint.py)
     requires: tuple[str, ...] = ()  # names of its requirements (for reports of past runs)
+    stamp: str | None = None  # with parts: their fingerprint.stamp
 
 
 class JobStart(NamedTuple):
@@ -147,7 +148,8 @@ class Store(abc.ABC):
     def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
         """Record attempts that began and jobs that ended, in one transaction.
 
-        A successful end with a fingerprint also becomes the job's last success.
+        An end with a fingerprint and parts (a success, or an up-to-date job whose input
+        files were touched) also becomes the job's last success.
         """
 
     @abc.abstractmethod

@@ -38,14 +38,16 @@ def starts_of(batches: Iterable[bytes]) -> list[JobStart]:
 
 
 def new_successes(ends: Sequence[JobEnd], run_id: str) -> list[tuple[Any, ...]]:
-    """``(name, fingerprint, result, parts, run_id)`` of the fresh successes of a batch.
+    """``(name, fingerprint, result, parts, run_id, stamp)`` of what a batch makes new.
 
-    An UP_TO_DATE end matched the stored success: nothing new to write for it.
+    That is a success with a fingerprint, or an UP_TO_DATE end that carries parts: its
+    inputs were touched but not changed, and their new size and mtime are kept so that the
+    next run need not hash them again. Other UP_TO_DATE ends match the stored success.
     """
     return [
-        (e.name, e.fingerprint, e.result, e.parts, run_id)
+        (e.name, e.fingerprint, e.result, e.parts, run_id, e.stamp)
         for e in ends
-        if e.fingerprint is not None and e.state == "SUCCEEDED"
+        if e.fingerprint is not None and (e.state == "SUCCEEDED" or e.parts is not None)
     ]
 
 

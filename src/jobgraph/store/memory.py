@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
-from .journal import check_lease
+from .journal import check_lease, new_successes
 
 
 class MemoryStore(Store):
@@ -70,10 +70,8 @@ class MemoryStore(Store):
         scheduler = self._runs[run_id].scheduler
         for end in ends:
             table[end.name] = end
-            if end.fingerprint is not None and end.state == "SUCCEEDED":
-                self._success[(scheduler, end.name)] = Success(
-                    end.fingerprint, end.result, end.parts
-                )
+        for name, fingerprint, result, parts, _, stamp in new_successes(ends, run_id):
+            self._success[(scheduler, name)] = Success(fingerprint, result, parts, stamp)
 
     def job_starts(self, run_id: str) -> list[JobStart]:
         return list(self._starts.get(run_id, ()))

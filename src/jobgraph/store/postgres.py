@@ -23,7 +23,7 @@ from .journal import check_lease, ends_of, lost_lease, new_successes, pack, star
 T = TypeVar("T")
 
 INSTALL_HINT = "the PostgreSQL store needs psycopg 3: pip install 'jobgraph[postgres]'"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _RETRIES = 10  # attempts at a statement while the server is unreachable or conflicting
 _MAX_DELAY = 2.0  # seconds: with doubling from 0.05, the budget is about 12 s
 _LOCK_KEY = 0x6A6F6267  # the advisory lock taken while migrating ("jobg")
@@ -73,6 +73,8 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX output_by_job ON output (run_id, name, stream, seq);
     """,
+    # 2: a success keeps its stamp, so an unchanged job is known without reading its parts.
+    "ALTER TABLE successes ADD COLUMN stamp TEXT",
 ]
 
 
@@ -256,10 +258,11 @@ class PostgresStore(Store):
                 ).fetchone()[0]
                 with db.cursor() as cursor:
                     cursor.executemany(
-                        "INSERT INTO successes VALUES (%s, %s, %s, %s, %s, %s) "
+                        "INSERT INTO successes (scheduler, name, fingerprint, result, parts, "
+                        "run_id, stamp) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                         "ON CONFLICT (scheduler, name) DO UPDATE SET fingerprint = "
                         "EXCLUDED.fingerprint, result = EXCLUDED.result, parts = EXCLUDED.parts, "
-                        "run_id = EXCLUDED.run_id",
+                        "run_id = EXCLUDED.run_id, stamp = EXCLUDED.stamp",
                         [(scheduler, *win) for win in wins],
                     )
 
@@ -275,17 +278,18 @@ class PostgresStore(Store):
 
     def successes(self, scheduler: str) -> dict[str, Success]:
         rows = self._read(
-            "SELECT name, fingerprint, result, parts FROM successes WHERE scheduler = %s",
+            "SELECT name, fingerprint, result, parts, stamp FROM successes WHERE scheduler = %s",
             (scheduler,),
         )
-        return {row[0]: Success(row[1], _bytes(row[2]), row[3]) for row in rows}
+        return {row[0]: Success(row[1], _bytes(row[2]), row[3], row[4]) for row in rows}
 
     def last_success(self, scheduler: str, name: str) -> Success | None:
         rows = self._read(
-            "SELECT fingerprint, result, parts FROM successes WHERE scheduler = %s AND name = %s",
+            "SELECT fingerprint, result, parts, stamp FROM successes "
+            "WHERE scheduler = %s AND name = %s",
             (scheduler, name),
         )
-        return Success(rows[0][0], _bytes(rows[0][1]), rows[0][2]) if rows else None
+        return Success(rows[0][0], _bytes(rows[0][1]), *rows[0][2:]) if rows else None
 
     # -- output ---------------------------------------------------------------------
 

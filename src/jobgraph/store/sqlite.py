@@ -21,7 +21,7 @@ from .journal import check_lease, ends_of, lost_lease, new_successes, pack, star
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _RETRIES = 8  # attempts at a write that keeps finding the database locked
 _BUSY_MS = 5000
 
@@ -67,6 +67,8 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX output_by_job ON output (run_id, name, stream, seq);
     """,
+    # 2: a success keeps its stamp, so an unchanged job is known without reading its parts.
+    "ALTER TABLE successes ADD COLUMN stamp TEXT",
 ]
 
 
@@ -276,7 +278,8 @@ class SQLiteStore(Store):
                     "SELECT scheduler FROM runs WHERE run_id = ?", (run_id,)
                 ).fetchone()[0]
                 db.executemany(
-                    "INSERT OR REPLACE INTO successes VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO successes (scheduler, name, fingerprint, result, "
+                    "parts, run_id, stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(scheduler, *win) for win in wins],
                 )
 
@@ -293,14 +296,15 @@ class SQLiteStore(Store):
 
     def successes(self, scheduler: str) -> dict[str, Success]:
         rows = self._read(
-            "SELECT name, fingerprint, result, parts FROM successes WHERE scheduler = ?",
+            "SELECT name, fingerprint, result, parts, stamp FROM successes WHERE scheduler = ?",
             (scheduler,),
         )
         return {row[0]: Success(*row[1:]) for row in rows}
 
     def last_success(self, scheduler: str, name: str) -> Success | None:
         rows = self._read(
-            "SELECT fingerprint, result, parts FROM successes WHERE scheduler = ? AND name = ?",
+            "SELECT fingerprint, result, parts, stamp FROM successes "
+            "WHERE scheduler = ? AND name = ?",
             (scheduler, name),
         )
         return Success(*rows[0]) if rows else None
