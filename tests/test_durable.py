@@ -3,6 +3,7 @@ what is unchanged, and explain says why anything runs."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import sqlite3
@@ -109,6 +110,55 @@ def test_a_result_that_cannot_be_stored_fails_that_job_not_the_run(tmp_path):
     assert good.result() == 2 and bad.state is jg.State.FAILED
     assert after.state is jg.State.SKIPPED
     assert "cannot be stored" in report.why()
+
+
+def test_a_coroutine_result_that_cannot_be_stored_fails_that_job_not_the_run(tmp_path):
+    async def unpicklable() -> object:
+        return threading.Lock()
+
+    async def plain() -> int:
+        return 2
+
+    bad, good = jg.Job(unpicklable, name="bad"), jg.Job(plain, name="good")
+    after = jg.Job(plain, requires=bad, name="after")
+    report = jg.Scheduler(good, after, store=tmp_path / "s.db").run()
+    assert good.result() == 2 and bad.state is jg.State.FAILED
+    assert after.state is jg.State.SKIPPED
+    assert "cannot be stored" in report.why()
+    ends = SQLiteStore(tmp_path / "s.db").job_ends(report.run_id)
+    assert pickle.loads(ends["good"].result) == 2 and ends["bad"].state == "FAILED"
+
+
+def test_each_attempt_is_recorded_by_its_end_or_by_its_start(tmp_path):
+    async def quick() -> None:
+        return None
+
+    tries: list[int] = []
+
+    async def flaky() -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            raise ValueError("first try")
+
+    async def slow() -> None:
+        await asyncio.sleep(0.3)
+
+    jobs = [
+        jg.Job(quick, name="quick"),
+        jg.Job(flaky, retries=1, retry_delay=0.05, name="flaky"),
+        jg.Job(slow, name="slow"),
+    ]
+    report = jg.Scheduler(*jobs, store=tmp_path / "s.db").run()
+    assert report.ok, report.why()
+    store = SQLiteStore(tmp_path / "s.db")
+    ends = store.job_ends(report.run_id)
+    starts = {(s.name, s.attempt) for s in store.job_starts(report.run_id)}
+    # An attempt that ended before the next write needs no start: its end has it.
+    assert ends["quick"].attempts == 1 and ends["quick"].started_at is not None
+    assert ("quick", 1) not in starts
+    # The failed try of a retried job, and a job still running at a write, have theirs.
+    assert ("flaky", 1) in starts and ends["flaky"].attempts == 2
+    assert ("slow", 1) in starts
 
 
 def test_shell_output_is_kept_in_the_store(tmp_path):

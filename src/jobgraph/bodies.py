@@ -58,10 +58,12 @@ class Attempt:
 class QuickLane:
     """Starts and ends a run's quick jobs for its workers (see ``workers.py``).
 
-    A quick job is a coroutine function with nothing to arm or record at its start: no
-    timeout, no cache, inputs or outputs, no data to pass, not a forever job, in a run
-    with no store, no progress display and no cluster (``Runner._survey`` decides). Its
-    attempt exists only once it did not end at its first step.
+    A quick job is a coroutine function with nothing to arm at its start: no timeout, no
+    cache, inputs or outputs, no data to pass, not a forever job, in a run with no
+    progress display and no cluster (``Runner._survey`` decides). Its attempt exists only
+    once it did not end at its first step. In a durable run its start is recorded with
+    the next flush and its result is pickled for the store; one that cannot be fails the
+    job the usual way.
     """
 
     def __init__(
@@ -70,9 +72,13 @@ class QuickLane:
         core: Core,
         active: dict[int, Attempt],
         ended: Callable[..., None],
+        recorded: Callable[[int, float], None] | None,
+        kept: Callable[[int, Any], bool] | None,
     ) -> None:
         self._jobs, self._core, self._active = jobs, core, active
         self._ended = ended
+        # With a store: record a start; pickle a result for it (False if it cannot be).
+        self._recorded, self._kept = recorded, kept
 
     def open(self, i: int) -> Any:
         """Start quick job ``i``: its coroutine, or None when it does not start."""
@@ -81,7 +87,9 @@ class QuickLane:
             return None
         job = self._jobs[i]
         job._attempts += 1
-        job._t0 = time.time()
+        job._t0 = t0 = time.time()
+        if self._recorded is not None:
+            self._recorded(i, t0)
         kwargs = job._kwargs  # **kwargs costs a dict even when empty: most jobs take none
         try:
             return job._fn(*job._args, **kwargs) if kwargs else job._fn(*job._args)
@@ -98,6 +106,9 @@ class QuickLane:
         """
         job = self._jobs[i]
         job._t1 = time.time()
+        if self._kept is not None and not self._kept(i, result):
+            self._ended(i, _SUCCEEDED, result=result)  # it cannot be stored: that fails it
+            return
         job._result = result
         self._core.succeeded(i)
 

@@ -98,8 +98,17 @@ class NamesByIndex(Sequence[str]):
 
     def freeze(self) -> None:
         """Read every name now and keep them."""
-        if self._frozen is None:
-            self._frozen = [job.name for job in self._jobs]
+        if self._frozen is not None:
+            return
+        jobs = self._jobs
+        owner = jobs[0]._owner if jobs else None
+        if owner is not None:
+            owner._names()  # derives every unnamed job's name at once (fresh, if it changed)
+        # job.name, without its per-job lookups: (_auto is set by the derivation above).
+        self._frozen = [
+            j._name if j._name is not None else (j._auto if j._owner is owner else None) or j.name
+            for j in jobs
+        ]
 
     def __len__(self) -> int:
         return len(self._jobs)

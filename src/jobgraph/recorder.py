@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .plan import Plan
     from .scheduler import Scheduler
 
+_STATE_NAMES = {state: state.name for state in State}  # (an enum's .name is a slow property)
 LEASE_SECONDS = 30.0  # a run whose owner stopped renewing for this long can be taken over
 _SEARCHED_RUNS = 50  # how far back a subgraph looks for the results it takes from outside
 
@@ -223,6 +224,11 @@ class Recorder:
         if self.store is not None:
             self._ends.append(end)
 
+    def ended_all(self, ends: list[JobEnd]) -> None:
+        """Jobs ended (kept with the next flush)."""
+        if self.store is not None:
+            self._ends += ends
+
     def flush(self) -> None:
         """Commit what was recorded since the last flush, in one transaction."""
         if self.store is None or not (self._starts or self._ends):
@@ -289,15 +295,15 @@ def job_end(
     state: State,
     name: str,
     result: bytes | None,
-    fingerprint: str | None,
-    parts: str | None,
+    fingerprint: str | None = None,
+    parts: str | None = None,
     requires: tuple[str, ...] = (),
     stamp: str | None = None,
 ) -> JobEnd:
     """The store's record of a job's end."""
     return JobEnd(
         name,
-        state.name,
+        _STATE_NAMES[state],
         job._attempts,
         job._t0,
         job._t1,

@@ -38,16 +38,18 @@ from .recorder import (
     fetch_outside_results,
     job_end,
 )
-from .state import State
+from .state import TERMINAL, State
 from .workers import WorkerPool
 
 if TYPE_CHECKING:
     from .executors.cluster import DaskSession
     from .report import Report
     from .scheduler import Scheduler
+    from .store.base import JobEnd
 
 _SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
 _CANCELLED, _UP_TO_DATE = State.CANCELLED, State.UP_TO_DATE
+_SUCCESS = (_SUCCEEDED, _UP_TO_DATE)
 _now = time.time
 _PICKLED_NONE = pickle.dumps(None)
 _OUTPUT_EVERY = 0.5  # seconds between writes of running commands' output to the store
@@ -154,6 +156,7 @@ class Runner(BodyStarter):
         self._timer: asyncio.TimerHandle | None = None
         self._resumed: dict[int, Resumed] = {}
         self._prints: dict[int, Print] = {}  # cached jobs' fingerprints
+        self._starting: list[int] = []  # jobs started since the last flush (durable runs)
         self._digests: dict[int, str | None] = {}
         self._pickled: dict[int, bytes] = {}
         self._remote: Callable[[Job], DaskSession | None] | None = None
@@ -311,7 +314,14 @@ class Runner(BodyStarter):
                 self._coroutine_ended,
                 self._pump,
                 self._internal_error,
-                QuickLane(self.jobs, core, self._active, self._ended),
+                QuickLane(
+                    self.jobs,
+                    core,
+                    self._active,
+                    self._ended,
+                    self._record_start if self._durable else None,
+                    self._pickles if self._durable else None,
+                ),
                 self._wake,
             )
             self._reset_jobs(plan)
@@ -365,9 +375,9 @@ class Runner(BodyStarter):
         n = len(jobs)
         run_if, critical, forever, quick = bytearray(n), bytearray(n), bytearray(n), bytearray(n)
         contended = self.window is not None
-        # The run allows quick jobs when it has nothing to do at a job's start; a job is
-        # quick when it has nothing to arm either (see QuickLane).
-        lane = not self._durable and self.on_event is None and self._remote is None
+        # The run allows quick jobs when it has nothing to do at a job's start but record
+        # it; a job is quick when it has nothing to arm either (see QuickLane).
+        lane = self.on_event is None and self._remote is None
         for i, j in enumerate(jobs):  # one pass, writing only what differs from the default
             if j.run_if != "success":
                 run_if[i] = RUN_IF_CODES[j.run_if]
@@ -385,8 +395,11 @@ class Runner(BodyStarter):
                 quick[i] = 1
             if j.resources:
                 contended = True
+        names = plan.names_by_index()
+        if self._durable:
+            names.freeze()  # every job's name goes to the store: read them all at once
         return Spec(
-            names=plan.names_by_index(),
+            names=names,
             reqs=plan.reqs,
             succs=plan.succs,
             run_if=run_if,
@@ -507,6 +520,8 @@ class Runner(BodyStarter):
     def _flush(self) -> None:
         if self.store_error is not None:
             return
+        if self._starting:
+            self._keep_starts()
         try:
             self.rec.flush()
         except StoreError as exc:
@@ -519,11 +534,11 @@ class Runner(BodyStarter):
         if (job.cache or job.inputs or job.outputs) and self._skip_if_up_to_date(i, job):
             return
         job._attempts += 1
-        job._t0 = _now()
+        job._t0 = t0 = _now()
         if self.on_event is not None:
             self.on_event("start", self, i)
         if self._durable:
-            self.rec.started(self.prefix + job.name, job._attempts, job._t0)
+            self._record_start(i, t0)
         try:
             if job._kind == CORO_FUNCTION and not job._data_deps and self._remote is None:
                 # The common case, without the general dispatch of _start_body.
@@ -536,6 +551,31 @@ class Runner(BodyStarter):
                 self._start_body(i, job, args, kwargs)
         except Exception as exc:
             self._ended(i, _FAILED, exc=exc)
+
+    def _record_start(self, i: int, at: float) -> None:
+        """Note an attempt's start (a durable run's); the next flush records it."""
+        self._starting.append(i)  # its time and number are the job's until it starts again
+
+    def _keep_starts(self) -> None:
+        """Record the starts of attempts begun since the last flush that did not end.
+
+        An end in the same flush carries its attempt's number and start time: its start
+        would say nothing more. (A job starts again only after a flush: a retry is
+        dispatched by a later pump, and a pump flushes before it dispatches.)
+        """
+        state, jobs, names, prefix, rec = (
+            self.core.state,
+            self.jobs,
+            self.core.names,
+            self.prefix,
+            self.rec,
+        )
+        for i in self._starting:
+            if state[i] not in TERMINAL:
+                job = jobs[i]
+                assert job._t0 is not None
+                rec.started(prefix + names[i], job._attempts, job._t0)
+        self._starting = []
 
     def _skip_if_up_to_date(self, i: int, job: Job) -> bool:
         """The fingerprint check; one that cannot be made means the job runs."""
@@ -560,7 +600,7 @@ class Runner(BodyStarter):
             and stamp is not None
             and stamp == known.stamp
             and not forced
-            and not _fp.missing_outputs(job)
+            and not (job.outputs and _fp.missing_outputs(job))
         ):
             # Nothing changed since that success, and no file was read to know it.
             self._prints[i] = (known.fingerprint, None, stamp)  # nothing new to keep
@@ -663,6 +703,18 @@ class Runner(BodyStarter):
         self.core.succeeded(i)
         self._wake()
 
+    def _pickles(self, i: int, result: Any) -> bool:
+        """Pickle a quick job's result for the store; False if it cannot be."""
+        try:
+            self._pickled[i] = (
+                _PICKLED_NONE
+                if result is None
+                else pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+            )
+        except Exception:
+            return False  # the usual end says why
+        return True
+
     def _keep_result(self, i: int, job: Job, result: Any) -> tuple[State, Exception | None]:
         """Pickle a result for the store; one that cannot be pickled fails the job."""
         if result is None:
@@ -697,26 +749,33 @@ class Runner(BodyStarter):
                 if job._t1 is None:
                     job._t1 = now
             return
+        resumed, prints, names, prefix = self._resumed, self._prints, self.core.names, self.prefix
+        plain: list[JobEnd] = []  # the ends of jobs with nothing but their end to record
         for j in ended:
             job = jobs[j]
             if job._t1 is None:
                 job._t1 = now
-            if j in self._resumed:
+            if j in resumed:
                 continue  # already recorded as a success of the run being resumed
-            print_ = self._prints.get(j)
-            if (
-                print_ is not None
-                and print_[0] is not None
-                and print_[1] is not None
-                and states[j] in (_SUCCEEDED, _UP_TO_DATE)
-            ):
-                name = self.prefix + job.name
-                rec.remember(name, print_[0], print_[1], job._result, print_[2])
+            print_ = prints.get(j) if prints else None
+            state = states[j]
+            if print_ is None:
+                if durable and job._kind != SHELL and state is not _UP_TO_DATE:
+                    reqs = self.plan.reqs[j]
+                    requires = tuple([prefix + names[r] for r in reqs]) if reqs else ()
+                    result = self._pickled.pop(j, None)
+                    plain.append(job_end(job, state, prefix + names[j], result, requires=requires))
+                    continue
+            elif print_[0] is not None and print_[1] is not None and state in _SUCCESS:
+                rec.remember(prefix + names[j], print_[0], print_[1], job._result, print_[2])
             if durable:
-                self._record(j, job, states[j], print_)
+                self._record(j, job, state, print_)
+        if plain:
+            rec.ended_all(plain)
 
     def _record(self, j: int, job: Job, state: State, print_: Print | None) -> None:
-        name = self.prefix + job.name
+        names, prefix = self.core.names, self.prefix  # (job.name would derive it again)
+        name = prefix + names[j]
         success = state is _SUCCEEDED or state is _UP_TO_DATE
         fingerprint = print_[0] if print_ is not None and success else None
         # Parts go with a success, and with an UP_TO_DATE end whose files were touched;
@@ -727,7 +786,8 @@ class Runner(BodyStarter):
         result = self._pickled.pop(j, None)
         if state is _UP_TO_DATE and result is None:
             result = pickle.dumps(job._result)
-        requires = tuple(self.prefix + self.core.names[r] for r in self.plan.reqs[j])
+        reqs = self.plan.reqs[j]
+        requires = tuple([prefix + names[r] for r in reqs]) if reqs else ()
         self.rec.ended(job_end(job, state, name, result, fingerprint, parts, requires, stamp))
         if job._kind == SHELL:
             try:

@@ -12,7 +12,7 @@ job cancels its worker task; the worker then clears that request (``uncancel``) 
 on only if the job was not suspended.
 
 Most jobs of a big graph are *quick*: a coroutine function with nothing to arm (no
-timeout, no cache, no record to write). The run queues such a job as its bare index, and
+timeout, no cache, no data to pass). The run queues such a job as its bare index, and
 the worker starts it itself; the run learns of its attempt only if it does not end at
 its first step (it suspended or raised). A job that ends at once never needed one: nothing
 else ran while it did.

@@ -19,7 +19,7 @@ TABLES = ("meta", "runs", "journal", "successes", "output")  # of the current sc
 
 def pack(entries: Sequence[tuple[Any, ...]]) -> bytes:
     """One batch of starts or ends, as stored in a journal row."""
-    return pickle.dumps([tuple(entry) for entry in entries], protocol=PICKLE_PROTOCOL)
+    return pickle.dumps(list(map(tuple, entries)), protocol=PICKLE_PROTOCOL)
 
 
 def ends_of(batches: Iterable[bytes]) -> dict[str, JobEnd]:
