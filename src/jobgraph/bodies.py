@@ -72,7 +72,7 @@ class QuickLane:
         core: Core,
         active: dict[int, Attempt],
         ended: Callable[..., None],
-        recorded: Callable[[int, float], None] | None,
+        recorded: Callable[[int], None] | None,
         kept: Callable[[int, Any], bool] | None,
     ) -> None:
         self._jobs, self._core, self._active = jobs, core, active
@@ -87,9 +87,9 @@ class QuickLane:
             return None
         job = self._jobs[i]
         job._attempts += 1
-        job._t0 = t0 = time.time()
+        job._t0 = time.time()
         if self._recorded is not None:
-            self._recorded(i, t0)
+            self._recorded(i)
         kwargs = job._kwargs  # **kwargs costs a dict even when empty: most jobs take none
         try:
             return job._fn(*job._args, **kwargs) if kwargs else job._fn(*job._args)

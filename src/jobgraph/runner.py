@@ -534,11 +534,11 @@ class Runner(BodyStarter):
         if (job.cache or job.inputs or job.outputs) and self._skip_if_up_to_date(i, job):
             return
         job._attempts += 1
-        job._t0 = t0 = _now()
+        job._t0 = _now()
         if self.on_event is not None:
             self.on_event("start", self, i)
         if self._durable:
-            self._record_start(i, t0)
+            self._record_start(i)
         try:
             if job._kind == CORO_FUNCTION and not job._data_deps and self._remote is None:
                 # The common case, without the general dispatch of _start_body.
@@ -552,7 +552,7 @@ class Runner(BodyStarter):
         except Exception as exc:
             self._ended(i, _FAILED, exc=exc)
 
-    def _record_start(self, i: int, at: float) -> None:
+    def _record_start(self, i: int) -> None:
         """Note an attempt's start (a durable run's); the next flush records it."""
         self._starting.append(i)  # its time and number are the job's until it starts again
 
