@@ -4,6 +4,7 @@ what is unchanged, and explain says why anything runs."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import pickle
 import sqlite3
@@ -170,10 +171,30 @@ def test_shell_output_is_kept_in_the_store(tmp_path):
 
 
 def test_nested_jobs_are_recorded_as_outer_slash_inner(tmp_path):
-    inner = jg.Scheduler(jg.Job(lambda: 1, name="x"), name="inner")
+    async def quick() -> int:
+        return 2
+
+    inner = jg.Scheduler(jg.Job(lambda: 1, name="x"), jg.Job(quick, name="y"), name="inner")
     report = jg.Scheduler(inner, store=tmp_path / "s.db").run()
-    names = set(SQLiteStore(tmp_path / "s.db").job_ends(report.run_id))
-    assert names == {"inner", "inner/x"}
+    assert report.ok, report.why()
+    ends = SQLiteStore(tmp_path / "s.db").job_ends(report.run_id)
+    assert set(ends) == {"inner", "inner/x", "inner/y"}
+    # A nested run's result is its report: stored with its records, and read back whole.
+    stored = pickle.loads(ends["inner"].result)
+    assert stored.ok and {j.name for j in stored.jobs} == {"x", "y"}
+
+
+def test_a_skipped_job_is_stored_with_its_cause(tmp_path):
+    def broken() -> None:
+        raise ValueError("no")
+
+    first = jg.Job(broken, name="first")
+    then = jg.Job(lambda: 1, requires=first, name="then")
+    report = jg.Scheduler(then, store=tmp_path / "s.db").run()
+    ends = SQLiteStore(tmp_path / "s.db").job_ends(report.run_id)
+    assert ends["then"].state == "SKIPPED" and ends["then"].skipped_because == ("first",)
+    stored = jg.Report.from_store(SQLiteStore(tmp_path / "s.db"), report.run_id)
+    assert stored.why() == report.why()
 
 
 # -- fingerprints ---------------------------------------------------------------------
@@ -303,6 +324,35 @@ def test_a_store_of_an_older_jobgraph_still_skips_what_is_unchanged(tmp_path, ha
     assert hashed == []  # the stored parts' sizes and mtimes still spare the reads
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM successes WHERE stamp IS NULL").fetchone() == (0,)
+
+
+def test_a_partial_job_runs_again_when_its_bound_arguments_change(tmp_path):
+    counter = Counter()
+    body = counter.job("p")
+
+    def scheduler(bound: int) -> jg.Scheduler:
+        job = jg.Job(functools.partial(body, bound), cache=True, name="p")
+        return jg.Scheduler(job, name="s", store=tmp_path / "s.db")
+
+    scheduler(1).run()
+    assert scheduler(1).run().counts == {jg.State.UP_TO_DATE: 1}
+    assert scheduler(2).explain("p") == ["argument changed"]
+    scheduler(2).run()
+    assert counter.calls == {"p": 2}
+
+
+def test_a_success_rewritten_without_its_stamp_is_not_taken_as_unchanged(tmp_path):
+    # An older jobgraph sharing the store writes successes without stamps: the column
+    # keeps the old stamp, which must not vouch for the new fingerprint.
+    counter = Counter()
+    job = jg.Job(counter.job("j"), 1, cache=True, name="j")
+    jg.Scheduler(job, name="s", store=tmp_path / "s.db").run()
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        db.execute("UPDATE successes SET fingerprint = 'x' || substr(fingerprint, 2)")
+    report = jg.Scheduler(
+        jg.Job(counter.job("j"), 1, cache=True, name="j"), name="s", store=tmp_path / "s.db"
+    ).run()
+    assert report.counts == {jg.State.SUCCEEDED: 1} and counter.calls == {"j": 2}
 
 
 def test_explain_gives_the_reasons(tmp_path):

@@ -177,7 +177,8 @@ def _plain_arguments(job: Job) -> str | None:
 
     It is the same text :func:`_encode` gives ``[args, {}]``, made in one step.
     """
-    if not job._kwargs and all([type(a) in _SIMPLE for a in job._args]):
+    plain = not job._kwargs and type(job._fn) is not functools.partial  # (bound ones count)
+    if plain and all([type(a) in _SIMPLE for a in job._args]):
         return f"list:2[tuple:{job._args!r};dict:0{{}}]"
     return None
 
@@ -202,9 +203,11 @@ def _arguments(job: Job) -> str | None:
     text = _plain_arguments(job)
     if text is not None:
         return hashlib.sha256(text.encode()).hexdigest()
+    fn = job._fn
+    bound = [fn.args, fn.keywords] if isinstance(fn, functools.partial) else []
     if not job._data_deps:
-        return try_digest([job._args, dict(job._kwargs)])
-    return try_digest([strip(job._args), strip(dict(job._kwargs))])
+        return try_digest([job._args, dict(job._kwargs), *bound])
+    return try_digest([strip(job._args), strip(dict(job._kwargs)), *bound])
 
 
 def expand(patterns: Iterable[str], cwd: str | None = None) -> list[str]:
@@ -286,6 +289,15 @@ def stamp_of(
     for key in sorted(job.env_keys):
         fields.append(f"{key}={os.environ.get(key)}")
     return hashlib.sha256("\x00".join(fields).encode()).hexdigest(), inputs
+
+
+def sealed(stamp: str, fingerprint: str) -> str:
+    """The stamp as a success keeps it: bound to that success's fingerprint.
+
+    A success rewritten without a stamp (by an older jobgraph sharing the store) keeps the
+    column's old value; bound to the old fingerprint, it matches nothing any more.
+    """
+    return stamp[:32] + fingerprint[:32]  # two 128-bit halves
 
 
 def stat_parts(

@@ -299,8 +299,13 @@ def job_end(
     parts: str | None = None,
     requires: tuple[str, ...] = (),
     stamp: str | None = None,
+    causes: tuple[str, ...] | None = None,
 ) -> JobEnd:
-    """The store's record of a job's end."""
+    """The store's record of a job's end.
+
+    ``causes``: why it was skipped or cancelled, as the run's core has them (the job's own
+    are set only when the run ends).
+    """
     return JobEnd(
         name,
         _STATE_NAMES[state],
@@ -311,7 +316,7 @@ def job_end(
         job._returncode,
         result,
         fingerprint,
-        job._causes,
+        job._causes if causes is None else causes,
         job._note,
         parts,
         requires,

@@ -332,6 +332,12 @@ class Report:
 
     # -- the outcome ----------------------------------------------------------------
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled report (a nested run's result, kept in a store) holds its records."""
+        state = self.__dict__.copy()
+        state["_records"] = self.jobs  # built now: a run's are built on first use
+        return state
+
     @property
     def jobs(self) -> list[JobRecord]:
         """One record per job, in topological order (nested jobs after their scheduler)."""

@@ -598,18 +598,19 @@ class Runner(BodyStarter):
         if (
             known is not None
             and stamp is not None
-            and stamp == known.stamp
+            and known.stamp == _fp.sealed(stamp, known.fingerprint)
             and not forced
             and not (job.outputs and _fp.missing_outputs(job))
         ):
             # Nothing changed since that success, and no file was read to know it.
-            self._prints[i] = (known.fingerprint, None, stamp)  # nothing new to keep
+            self._prints[i] = (known.fingerprint, None, known.stamp)  # nothing new to keep
             return self._skip(i, job, known)
         previous = known.parts if known is not None else None
         parts = _fp.hash_inputs(_fp.stat_parts(job, requires, inputs), previous)
         print_ = _fp.fingerprint(parts)
         # Kept even when up to date: touched files' new mtimes spare the next run a hash.
-        self._prints[i] = (print_, parts, stamp)
+        kept = _fp.sealed(stamp, print_) if stamp is not None and print_ is not None else None
+        self._prints[i] = (print_, parts, kept)
         if forced or known is None or print_ is None or print_ != known.fingerprint:
             return False
         if _fp.missing_outputs(job):
@@ -764,7 +765,9 @@ class Runner(BodyStarter):
                     reqs = self.plan.reqs[j]
                     requires = tuple([prefix + names[r] for r in reqs]) if reqs else ()
                     result = self._pickled.pop(j, None)
-                    plain.append(job_end(job, state, prefix + names[j], result, requires=requires))
+                    name, causes = prefix + names[j], self.core.causes[j]
+                    end = job_end(job, state, name, result, None, None, requires, None, causes)
+                    plain.append(end)
                     continue
             elif print_[0] is not None and print_[1] is not None and state in _SUCCESS:
                 rec.remember(prefix + names[j], print_[0], print_[1], job._result, print_[2])
@@ -788,7 +791,9 @@ class Runner(BodyStarter):
             result = pickle.dumps(job._result)
         reqs = self.plan.reqs[j]
         requires = tuple([prefix + names[r] for r in reqs]) if reqs else ()
-        self.rec.ended(job_end(job, state, name, result, fingerprint, parts, requires, stamp))
+        causes = self.core.causes[j]
+        end = job_end(job, state, name, result, fingerprint, parts, requires, stamp, causes)
+        self.rec.ended(end)
         if job._kind == SHELL:
             try:
                 self.rec.output(name, job)

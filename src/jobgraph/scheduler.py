@@ -156,13 +156,13 @@ class Scheduler(Job):
         Its plan and derived names are made again when next needed; the runs that read
         names lazily keep them as they were before the change.
         """
-        self._plan = None
-        self._naming = None
         views, self._name_views = self._name_views, []
-        for ref in views:
+        for ref in views:  # first: they read the names as they are before the change
             view = ref()
             if view is not None:
                 view.freeze()
+        self._plan = None
+        self._naming = None
 
     def _watch_names(self, view: _plan.NamesByIndex) -> None:
         """Have ``view`` keep the names it reads now, before the graph next changes.

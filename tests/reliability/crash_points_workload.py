@@ -2,7 +2,8 @@
 
 Usage: python crash_points_workload.py STORE LEDGER SEGMENT JOBS SUMMARY [POINT:N]
 
-Plain functions (some in worker processes), coroutine functions and shell commands;
+Plain functions (some in worker processes), coroutine functions (some that never
+suspend) and shell commands;
 each job appends "SEGMENT NAME" to LEDGER (and syncs it) before its short work. With
 ``POINT:N``, this process kills itself with SIGKILL at the Nth occurrence of a named
 fault point, patched into jobgraph here (never in src/). A run that finishes writes
@@ -55,6 +56,12 @@ async def co_work(ledger: str, segment: str, name: str, seconds: float) -> str:
     return f"result of {name}"
 
 
+async def co_instant(ledger: str, segment: str, name: str) -> str:
+    """A coroutine function job that ends at its first step (the run's quick lane)."""
+    log(ledger, segment, name)
+    return f"result of {name}"
+
+
 def shell_command(ledger: str, segment: str, name: str) -> str:
     # sync FILE fsyncs the ledger: the line is durable before the command goes on.
     return f"echo '{segment} {name}' >> '{ledger}' && sync '{ledger}' && echo 'result of {name}'"
@@ -77,8 +84,10 @@ def graph(ledger: str, segment: str, jobs: int) -> list[jg.Job]:
             job = jg.Job(
                 work, ledger, segment, name, seconds, name=name, requires=needs, executor="process"
             )
-        elif kind in (4, 5):
+        elif kind == 4:
             job = jg.Job(co_work, ledger, segment, name, seconds, name=name, requires=needs)
+        elif kind == 5:
+            job = jg.Job(co_instant, ledger, segment, name, name=name, requires=needs)
         else:
             job = jg.Shell(shell_command(ledger, segment, name), name=name, requires=needs)
         made.append(job)
@@ -96,6 +105,7 @@ def die() -> None:
 
 def install_fault(point: str, nth: int) -> None:
     """Patch jobgraph, in this process only, to SIGKILL it at the Nth ``point``."""
+    from jobgraph.bodies import QuickLane
     from jobgraph.recorder import Recorder
     from jobgraph.runner import Runner
     from jobgraph.store.sqlite import SQLiteStore
@@ -118,8 +128,8 @@ def install_fault(point: str, nth: int) -> None:
 
         return patched
 
-    if point == "before-start":  # the start of an attempt is not even buffered yet
-        wrap(Recorder, "started", dying_first)
+    if point == "before-start":  # the start of an attempt is not even noted yet
+        wrap(Runner, "_record_start", dying_first)
     elif point == "after-start-flush":  # a start is committed, its body not yet begun
 
         def flush(original: Any) -> Any:
@@ -134,6 +144,7 @@ def install_fault(point: str, nth: int) -> None:
         wrap(Recorder, "flush", flush)
     elif point == "body-returned":  # the body is done, its end not yet recorded
         wrap(Runner, "_ended", dying_first)
+        wrap(QuickLane, "succeeded", dying_first)  # the same for a job that never suspended
     elif point == "end-commit":  # inside the write transaction of a flush with ends
 
         def record(original: Any) -> Any:

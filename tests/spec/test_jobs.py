@@ -630,3 +630,15 @@ def test_coroutine_timeout_cancels_the_coroutine():
     assert report.elapsed < 3
     with pytest.raises(jg.JobError):
         job.result()
+
+
+def test_derived_names_stay_unique_when_jobs_are_added_after_a_run():
+    async def f() -> None:
+        return None
+
+    scheduler = jg.Scheduler(jg.Job(f), jg.Job(f))
+    report = scheduler.run()
+    scheduler.add(jg.Job(f))
+    assert [job.name for job in scheduler.jobs] == ["f", "f-2", "f-3"]
+    assert {r.name for r in report.jobs} == {"f", "f-2"}  # the run's, as they were
+    assert scheduler.run().ok
