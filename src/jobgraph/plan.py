@@ -110,6 +110,12 @@ class NamesByIndex(Sequence[str]):
             for j in jobs
         ]
 
+    def frozen(self) -> list[str]:
+        """Every name, read now (see :meth:`freeze`), as a plain list."""
+        self.freeze()
+        assert self._frozen is not None
+        return self._frozen
+
     def __len__(self) -> int:
         return len(self._jobs)
 

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -319,7 +319,8 @@ class Runner(BodyStarter):
                     core,
                     self._active,
                     self._ended,
-                    self._record_start if self._durable else None,
+                    # A list's own append: no call of ours per quick job.
+                    self._starting.append if self._durable else None,
                     self._pickles if self._durable else None,
                 ),
                 self._wake,
@@ -395,9 +396,9 @@ class Runner(BodyStarter):
                 quick[i] = 1
             if j.resources:
                 contended = True
-        names = plan.names_by_index()
-        if self._durable:
-            names.freeze()  # every job's name goes to the store: read them all at once
+        view = plan.names_by_index()
+        # Every job's name goes to the store: a durable run reads them all at once.
+        names: Sequence[str] = view.frozen() if self._durable else view
         return Spec(
             names=names,
             reqs=plan.reqs,
@@ -575,7 +576,7 @@ class Runner(BodyStarter):
                 job = jobs[i]
                 assert job._t0 is not None
                 rec.started(prefix + names[i], job._attempts, job._t0)
-        self._starting = []
+        self._starting.clear()  # the same list: the quick lane holds its append
 
     def _skip_if_up_to_date(self, i: int, job: Job) -> bool:
         """The fingerprint check; one that cannot be made means the job runs."""
@@ -751,6 +752,7 @@ class Runner(BodyStarter):
                     job._t1 = now
             return
         resumed, prints, names, prefix = self._resumed, self._prints, self.core.names, self.prefix
+        reqs_of, pickled, causes_of = self.plan.reqs, self._pickled, self.core.causes
         plain: list[JobEnd] = []  # the ends of jobs with nothing but their end to record
         for j in ended:
             job = jobs[j]
@@ -762,12 +764,21 @@ class Runner(BodyStarter):
             state = states[j]
             if print_ is None:
                 if durable and job._kind != SHELL and state is not _UP_TO_DATE:
-                    reqs = self.plan.reqs[j]
+                    reqs = reqs_of[j]
                     requires = tuple([prefix + names[r] for r in reqs]) if reqs else ()
-                    result = self._pickled.pop(j, None)
-                    name, causes = prefix + names[j], self.core.causes[j]
-                    end = job_end(job, state, name, result, None, None, requires, None, causes)
-                    plain.append(end)
+                    plain.append(
+                        job_end(
+                            job,
+                            state,
+                            prefix + names[j],
+                            pickled.pop(j, None),
+                            None,
+                            None,
+                            requires,
+                            None,
+                            causes_of[j],
+                        )
+                    )
                     continue
             elif print_[0] is not None and print_[1] is not None and state in _SUCCESS:
                 rec.remember(prefix + names[j], print_[0], print_[1], job._result, print_[2])
