@@ -73,11 +73,11 @@ class QuickLane:
         active: dict[int, Attempt],
         ended: Callable[..., None],
         recorded: Callable[[int], None] | None,
-        kept: Callable[[int, Any], bool] | None,
+        kept: Callable[[int, Job, Any], tuple[State, BaseException | None]] | None,
     ) -> None:
         self._jobs, self._core, self._active = jobs, core, active
         self._ended = ended
-        # With a store: record a start; pickle a result for it (False if it cannot be).
+        # With a store: note a start; pickle a result for it (a failure if it cannot be).
         self._recorded, self._kept = recorded, kept
 
     def open(self, i: int) -> Any:
@@ -106,9 +106,11 @@ class QuickLane:
         """
         job = self._jobs[i]
         job._t1 = time.time()
-        if self._kept is not None and not self._kept(i, result):
-            self._ended(i, _SUCCEEDED, result=result)  # it cannot be stored: that fails it
-            return
+        if self._kept is not None:
+            state, exc = self._kept(i, job, result)
+            if exc is not None:
+                self._ended(i, state, exc=exc)  # it cannot be stored: that fails it
+                return
         job._result = result
         self._core.succeeded(i)
 

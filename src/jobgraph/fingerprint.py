@@ -177,8 +177,15 @@ def _plain_arguments(job: Job) -> str | None:
 
     It is the same text :func:`_encode` gives ``[args, {}]``, made in one step.
     """
-    plain = not job._kwargs and type(job._fn) is not functools.partial  # (bound ones count)
-    if plain and all([type(a) in _SIMPLE for a in job._args]):
+    fn = job._fn
+    # Not for a coroutine object (its arguments are in its frame) nor a partial (its bound
+    # arguments count too).
+    plain = not job._kwargs and type(fn) is not functools.partial
+    if (
+        plain
+        and not isinstance(fn, types.CoroutineType)
+        and all([type(a) in _SIMPLE for a in job._args])
+    ):
         return f"list:2[tuple:{job._args!r};dict:0{{}}]"
     return None
 
@@ -246,6 +253,11 @@ def _file_stat(path: str) -> list[Any]:
 _FILE_TYPE, _REGULAR = stat.S_IFMT(0o177777), stat.S_IFREG  # S_ISREG, without a call
 
 
+def _stat_inputs(job: Job) -> dict[str, list[Any]]:
+    """``{path: [size, mtime_ns, None]}`` of the job's input files (see :func:`_file_stat`)."""
+    return {p: _file_stat(p) for p in expand(job.inputs, getattr(job, "cwd", None))}
+
+
 def _hash_file(path: str) -> str | None:
     sha = hashlib.sha256()
     try:
@@ -269,13 +281,12 @@ def stamp_of(
     file or reading its stored parts. None when some part cannot be known (the
     fingerprint cannot be either).
     """
-    inputs = {p: _file_stat(p) for p in expand(job.inputs, getattr(job, "cwd", None))}
-    coroutine = isinstance(job._fn, types.CoroutineType)
-    args = None if coroutine else _plain_arguments(job)  # the text: no need to hash it
+    inputs = _stat_inputs(job)
+    # The plain arguments' text needs no hashing; other arguments give their digest (never
+    # like the text), or None: then there is no stamp.
+    args = _plain_arguments(job) or _arguments(job)
     if args is None:
-        args = _arguments(job)  # a digest (never like the text), or None: no stamp
-        if args is None:
-            return None, inputs
+        return None, inputs
     fields = ["stamp1", job.name, _job_code(job), args]
     if requirement_digests:
         for name, value in sorted(requirement_digests.items()):
@@ -307,7 +318,7 @@ def stat_parts(
 ) -> Parts:
     """A job's parts with its input files stat'ed (or as ``inputs`` has them), not hashed."""
     if inputs is None:
-        inputs = {p: _file_stat(p) for p in expand(job.inputs, getattr(job, "cwd", None))}
+        inputs = _stat_inputs(job)
     return {
         "name": job.name,
         "code": _job_code(job),

@@ -49,7 +49,7 @@ class Remembered(NamedTuple):
     kept_parts: dict[str, Any] | str  # from a store: JSON, parsed only if asked for
     result: Any
     pickled: bytes | None = None  # the stored bytes of the result, when a store has them
-    stamp: str | None = None  # see fingerprint.stamp_of; None if the store kept none
+    stamp: str | None = None  # fingerprint.sealed(its stamp); None if the store kept none
 
     @property
     def parts(self) -> dict[str, Any]:
@@ -219,12 +219,7 @@ class Recorder:
         if self.store is not None:
             self._starts.append(JobStart(name, attempt, at))
 
-    def ended(self, end: JobEnd) -> None:
-        """A job ended (kept with the next flush)."""
-        if self.store is not None:
-            self._ends.append(end)
-
-    def ended_all(self, ends: list[JobEnd]) -> None:
+    def ended(self, ends: list[JobEnd]) -> None:
         """Jobs ended (kept with the next flush)."""
         if self.store is not None:
             self._ends += ends

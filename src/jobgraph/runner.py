@@ -321,7 +321,7 @@ class Runner(BodyStarter):
                     self._ended,
                     # A list's own append: no call of ours per quick job.
                     self._starting.append if self._durable else None,
-                    self._pickles if self._durable else None,
+                    self._keep_result if self._durable else None,
                 ),
                 self._wake,
             )
@@ -705,18 +705,6 @@ class Runner(BodyStarter):
         self.core.succeeded(i)
         self._wake()
 
-    def _pickles(self, i: int, result: Any) -> bool:
-        """Pickle a quick job's result for the store; False if it cannot be."""
-        try:
-            self._pickled[i] = (
-                _PICKLED_NONE
-                if result is None
-                else pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-            )
-        except Exception:
-            return False  # the usual end says why
-        return True
-
     def _keep_result(self, i: int, job: Job, result: Any) -> tuple[State, Exception | None]:
         """Pickle a result for the store; one that cannot be pickled fails the job."""
         if result is None:
@@ -751,65 +739,55 @@ class Runner(BodyStarter):
                 if job._t1 is None:
                     job._t1 = now
             return
-        resumed, prints, names, prefix = self._resumed, self._prints, self.core.names, self.prefix
-        reqs_of, pickled, causes_of = self.plan.reqs, self._pickled, self.core.causes
-        plain: list[JobEnd] = []  # the ends of jobs with nothing but their end to record
+        resumed, prints, prefix = self._resumed, self._prints, self.prefix
+        ends: list[JobEnd] = []
         for j in ended:
             job = jobs[j]
             if job._t1 is None:
                 job._t1 = now
             if j in resumed:
                 continue  # already recorded as a success of the run being resumed
-            print_ = prints.get(j) if prints else None
             state = states[j]
-            if print_ is None:
-                if durable and job._kind != SHELL and state is not _UP_TO_DATE:
-                    reqs = reqs_of[j]
-                    requires = tuple([prefix + names[r] for r in reqs]) if reqs else ()
-                    plain.append(
-                        job_end(
-                            job,
-                            state,
-                            prefix + names[j],
-                            pickled.pop(j, None),
-                            None,
-                            None,
-                            requires,
-                            None,
-                            causes_of[j],
-                        )
-                    )
-                    continue
-            elif print_[0] is not None and print_[1] is not None and state in _SUCCESS:
-                rec.remember(prefix + names[j], print_[0], print_[1], job._result, print_[2])
+            print_ = prints.get(j) if prints else None
+            if (
+                print_ is not None
+                and print_[0] is not None
+                and print_[1] is not None
+                and state in _SUCCESS
+            ):
+                rec.remember(prefix + job.name, print_[0], print_[1], job._result, print_[2])
             if durable:
-                self._record(j, job, state, print_)
-        if plain:
-            rec.ended_all(plain)
+                end = self._end_of(j, job, state, print_)
+                ends.append(end)
+                if job._kind == SHELL:
+                    self._output_at_end(end.name, job)
+        if ends:
+            rec.ended(ends)
 
-    def _record(self, j: int, job: Job, state: State, print_: Print | None) -> None:
+    def _end_of(self, j: int, job: Job, state: State, print_: Print | None) -> JobEnd:
+        """The store's record of job ``j``'s end."""
         names, prefix = self.core.names, self.prefix  # (job.name would derive it again)
-        name = prefix + names[j]
-        success = state is _SUCCEEDED or state is _UP_TO_DATE
-        fingerprint = print_[0] if print_ is not None and success else None
-        # Parts go with a success, and with an UP_TO_DATE end whose files were touched;
-        # an unchanged job's match the stored ones.
-        keep = fingerprint is not None and print_ is not None and print_[1] is not None
-        parts = json.dumps(print_[1]) if keep and print_ is not None else None
-        stamp = print_[2] if keep and print_ is not None else None
+        fingerprint = parts = stamp = None
+        if print_ is not None and print_[0] is not None and state in _SUCCESS:
+            fingerprint = print_[0]
+            if print_[1] is not None:
+                # Parts go with a success, and with an UP_TO_DATE end whose files were
+                # touched; an unchanged job's match the stored ones.
+                parts, stamp = json.dumps(print_[1]), print_[2]
         result = self._pickled.pop(j, None)
         if state is _UP_TO_DATE and result is None:
             result = pickle.dumps(job._result)
         reqs = self.plan.reqs[j]
         requires = tuple([prefix + names[r] for r in reqs]) if reqs else ()
-        causes = self.core.causes[j]
-        end = job_end(job, state, name, result, fingerprint, parts, requires, stamp, causes)
-        self.rec.ended(end)
-        if job._kind == SHELL:
-            try:
-                self.rec.output(name, job)
-            except StoreError as exc:
-                self._store_failed(exc)
+        name, causes = prefix + names[j], self.core.causes[j]
+        return job_end(job, state, name, result, fingerprint, parts, requires, stamp, causes)
+
+    def _output_at_end(self, name: str, job: Job) -> None:
+        """Keep the rest of what an ended command printed."""
+        try:
+            self.rec.output(name, job)
+        except StoreError as exc:
+            self._store_failed(exc)
 
     def _may_retry(self, job: Job) -> bool:
         return job._attempts <= job.retries and self.core.aborted is None

@@ -30,7 +30,7 @@ class Success(NamedTuple):
     fingerprint: str
     result: bytes | None
     parts: str | None
-    stamp: str | None = None  # fingerprint.stamp of the parts (None in older stores)
+    stamp: str | None = None  # see fingerprint.sealed (None in older stores)
 
 
 @dataclass
@@ -85,7 +85,7 @@ class JobEnd(NamedTuple):
     note: str | None = None
     parts: str | None = None  # JSON of what the fingerprint covers (see fingerprint.py)
     requires: tuple[str, ...] = ()  # names of its requirements (for reports of past runs)
-    stamp: str | None = None  # with parts: their fingerprint.stamp
+    stamp: str | None = None  # with parts: the stamp to keep (see fingerprint.sealed)
 
 
 class JobStart(NamedTuple):
