@@ -106,7 +106,7 @@ class QuickLane:
         """
         job = self._jobs[i]
         job._t1 = time.time()
-        if self._kept is not None:
+        if self._kept is not None and result is not None:  # (None is kept as no bytes)
             state, exc = self._kept(i, job, result)
             if exc is not None:
                 self._ended(i, state, exc=exc)  # it cannot be stored: that fails it

@@ -189,11 +189,11 @@ def _counts(runner: Runner, own: Counter[State]) -> Counter[State]:
 
 def _stored_record(end: Any) -> JobRecord:
     result = None
-    if end.result is not None and end.state in ("SUCCEEDED", "UP_TO_DATE"):
+    if end.state in ("SUCCEEDED", "UP_TO_DATE"):
         import pickle
 
-        try:
-            result = _short.repr(pickle.loads(end.result))
+        try:  # a result of None is stored as no bytes
+            result = _short.repr(pickle.loads(end.result) if end.result is not None else None)
         except Exception:
             result = "<cannot be read back>"
     return JobRecord(

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import gc
-import json
 import pickle
 import signal
 import threading
@@ -32,11 +31,12 @@ from .executors.shell import kill_all_groups
 from .job import CORO_FUNCTION, CORO_OBJECT, SHELL, Job
 from .recorder import (
     LEASE_SECONDS,
+    Print,
     Recorder,
     Remembered,
     Resumed,
+    end_batch,
     fetch_outside_results,
-    job_end,
 )
 from .state import TERMINAL, State
 from .workers import WorkerPool
@@ -45,20 +45,14 @@ if TYPE_CHECKING:
     from .executors.cluster import DaskSession
     from .report import Report
     from .scheduler import Scheduler
-    from .store.base import JobEnd
 
 _SUCCEEDED, _FAILED, _TIMED_OUT = State.SUCCEEDED, State.FAILED, State.TIMED_OUT
 _CANCELLED, _UP_TO_DATE = State.CANCELLED, State.UP_TO_DATE
 _SUCCESS = (_SUCCEEDED, _UP_TO_DATE)
 _now = time.time
-_PICKLED_NONE = pickle.dumps(None)
 _OUTPUT_EVERY = 0.5  # seconds between writes of running commands' output to the store
 _CHUNK = 4096  # most jobs handed to the workers' queue at once
 _FREEZE_AT = 10_000  # graphs from this size on are hidden from the cyclic GC while running
-
-
-# A cached job's fingerprint, the parts to keep with its end (None: nothing new), its stamp.
-Print = tuple[str | None, dict[str, Any] | None, str | None]
 
 # The SIGINT handler a run replaced, to put back at its end; None when it set none.
 _SigintHandler = Callable[[int, Any], Any] | int | None
@@ -157,6 +151,7 @@ class Runner(BodyStarter):
         self._resumed: dict[int, Resumed] = {}
         self._prints: dict[int, Print] = {}  # cached jobs' fingerprints
         self._starting: list[int] = []  # jobs started since the last flush (durable runs)
+        self._shells = False  # whether the graph has commands
         self._digests: dict[int, str | None] = {}
         self._pickled: dict[int, bytes] = {}
         self._remote: Callable[[Job], DaskSession | None] | None = None
@@ -396,6 +391,8 @@ class Runner(BodyStarter):
                 quick[i] = 1
             if j.resources:
                 contended = True
+            if j._kind == SHELL:
+                self._shells = True  # their output is kept as they end
         view = plan.names_by_index()
         # Every job's name goes to the store: a durable run reads them all at once.
         names: Sequence[str] = view.frozen() if self._durable else view
@@ -708,8 +705,7 @@ class Runner(BodyStarter):
     def _keep_result(self, i: int, job: Job, result: Any) -> tuple[State, Exception | None]:
         """Pickle a result for the store; one that cannot be pickled fails the job."""
         if result is None:
-            self._pickled[i] = _PICKLED_NONE
-            return _SUCCEEDED, None
+            return _SUCCEEDED, None  # kept as no bytes at all: it reads back as None
         try:
             self._pickled[i] = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -726,61 +722,41 @@ class Runner(BodyStarter):
         ended = self.core.collect()
         if not ended:
             return
-        now, rec, jobs, states = _now(), self.rec, self.jobs, self.core.state
-        durable = self._durable
-        if self.on_event is not None:
-            for j in ended:
-                if jobs[j]._t1 is None:
-                    jobs[j]._t1 = now
-                self.on_event("end", self, j)
-        if not durable and not self._prints:  # the common case: only stamp the end time
-            for j in ended:
-                job = jobs[j]
-                if job._t1 is None:
-                    job._t1 = now
-            return
-        resumed, prints, prefix = self._resumed, self._prints, self.prefix
-        ends: list[JobEnd] = []
+        now, jobs = _now(), self.jobs
         for j in ended:
             job = jobs[j]
-            if job._t1 is None:
+            if job._t1 is None:  # ended without running: skipped, cancelled
                 job._t1 = now
-            if j in resumed:
-                continue  # already recorded as a success of the run being resumed
-            state = states[j]
-            print_ = prints.get(j) if prints else None
-            if (
-                print_ is not None
-                and print_[0] is not None
-                and print_[1] is not None
-                and state in _SUCCESS
-            ):
-                rec.remember(prefix + job.name, print_[0], print_[1], job._result, print_[2])
-            if durable:
-                end = self._end_of(j, job, state, print_)
-                ends.append(end)
-                if job._kind == SHELL:
-                    self._output_at_end(end.name, job)
-        if ends:
-            rec.ended(ends)
+        if self.on_event is not None:
+            for j in ended:
+                self.on_event("end", self, j)
+        if not self._durable and not self._prints:  # the common case: nothing to keep
+            return
+        if self._resumed:  # already recorded as successes of the run being resumed
+            ended = [j for j in ended if j not in self._resumed]
+        if not self._durable:
+            self._remember(ended)
+        elif ended:
+            core, prefix = self.core, self.prefix
+            self.rec.ended(
+                end_batch(ended, jobs, core, self.plan.reqs, prefix, self._pickled, self._prints)
+            )
+            if self._shells:
+                for j in ended:
+                    if jobs[j]._kind == SHELL:
+                        self._output_at_end(prefix + core.names[j], jobs[j])
 
-    def _end_of(self, j: int, job: Job, state: State, print_: Print | None) -> JobEnd:
-        """The store's record of job ``j``'s end."""
-        names, prefix = self.core.names, self.prefix  # (job.name would derive it again)
-        fingerprint = parts = stamp = None
-        if print_ is not None and print_[0] is not None and state in _SUCCESS:
-            fingerprint = print_[0]
-            if print_[1] is not None:
-                # Parts go with a success, and with an UP_TO_DATE end whose files were
-                # touched; an unchanged job's match the stored ones.
-                parts, stamp = json.dumps(print_[1]), print_[2]
-        result = self._pickled.pop(j, None)
-        if state is _UP_TO_DATE and result is None:
-            result = pickle.dumps(job._result)
-        reqs = self.plan.reqs[j]
-        requires = tuple([prefix + names[r] for r in reqs]) if reqs else ()
-        name, causes = prefix + names[j], self.core.causes[j]
-        return job_end(job, state, name, result, fingerprint, parts, requires, stamp, causes)
+    def _remember(self, ended: list[int]) -> None:
+        """Without a store: keep cached jobs' successes in the scheduler, for its next run."""
+        states, jobs, prints = self.core.state, self.jobs, self._prints
+        for j in ended:
+            print_ = prints.get(j)
+            if print_ is None or print_[0] is None or print_[1] is None:
+                continue
+            if states[j] in _SUCCESS:
+                job = jobs[j]
+                name = self.prefix + job.name
+                self.rec.remember(name, print_[0], print_[1], job._result, print_[2])
 
     def _output_at_end(self, name: str, job: Job) -> None:
         """Keep the rest of what an ended command printed."""

@@ -273,4 +273,4 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_successes(url):
         assert store.last_success("build", "a") == ("f", None, "{}", None)  # no stamp yet
     finally:
         store.close()
-    assert checkup(url).version == 2
+    assert checkup(url).version == 3

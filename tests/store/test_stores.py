@@ -138,7 +138,7 @@ def test_sqlite_file_is_wal_with_a_schema_version(tmp_path):
     SQLiteStore(tmp_path / "s.db").close()
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
 
 
 def test_a_sqlite_store_of_schema_1_is_migrated_and_keeps_its_successes(tmp_path):
@@ -155,7 +155,7 @@ def test_a_sqlite_store_of_schema_1_is_migrated_and_keeps_its_successes(tmp_path
     assert store.last_success("build", "a") == ("f", None, "{}", None)  # no stamp yet
     store.close()
     db = sqlite3.connect(tmp_path / "s.db")
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
 
 
 def test_sqlite_refuses_a_newer_schema(tmp_path):

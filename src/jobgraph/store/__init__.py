@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success, new_run_id
+from .base import EndBatch, JobEnd, JobStart, RunInfo, RunLockedError, Store, Success, new_run_id
 from .memory import MemoryStore
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
 
 __all__ = [
+    "EndBatch",
     "JobEnd",
     "JobStart",
     "MemoryStore",

@@ -9,9 +9,9 @@ from __future__ import annotations
 import abc
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from ..errors import StoreError
 
@@ -86,6 +86,46 @@ class JobEnd(NamedTuple):
     parts: str | None = None  # JSON of what the fingerprint covers (see fingerprint.py)
     requires: tuple[str, ...] = ()  # names of its requirements (for reports of past runs)
     stamp: str | None = None  # with parts: the stamp to keep (see fingerprint.sealed)
+
+
+class EndBatch(Sequence[JobEnd]):
+    """Job ends held by columns, in :class:`JobEnd`'s field order.
+
+    What a run hands :meth:`Store.record`: built a column at a time, without a tuple per
+    job; a store that keeps its batches by columns (see ``journal.py``) takes them as they
+    are, any other reads it as the :class:`JobEnd` rows it stands for.
+    """
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: Sequence[Sequence[Any]]) -> None:
+        if len(columns) != len(JobEnd._fields) or len({len(c) for c in columns}) > 1:
+            raise ValueError(f"an EndBatch needs {len(JobEnd._fields)} columns of one length")
+        self.columns = columns
+
+    @classmethod
+    def empty(cls) -> EndBatch:
+        """A batch of no ends."""
+        return cls([()] * len(JobEnd._fields))
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    @overload
+    def __getitem__(self, index: int) -> JobEnd: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[JobEnd]: ...
+    def __getitem__(self, index: int | slice) -> JobEnd | list[JobEnd]:
+        if isinstance(index, slice):
+            rows = zip(*(c[index] for c in self.columns), strict=True)
+            return [JobEnd._make(row) for row in rows]
+        return JobEnd._make([c[index] for c in self.columns])
+
+    def __iter__(self) -> Iterator[JobEnd]:
+        return map(JobEnd._make, zip(*self.columns, strict=True))
+
+    def __add__(self, other: EndBatch) -> EndBatch:
+        return EndBatch([[*a, *b] for a, b in zip(self.columns, other.columns, strict=True)])
 
 
 class JobStart(NamedTuple):

@@ -1,8 +1,10 @@
 """What the database stores share: journal batches, new successes, lease verdicts.
 
-A flush is one journal row holding its batch of starts and ends pickled as plain tuples
-(a row per job would cost more than the jobs). These helpers pack and unpack such rows and
-decide about leases, so that each store keeps only its SQL.
+A flush is one journal row holding its batch of starts and ends (a row per job would
+cost more than the jobs). A batch is kept by columns: most of a batch's ends share their
+state, and most of their fields are empty, so a column of equal values is kept once and a
+column of mostly empty ones as the few rows that have a value. These helpers pack and unpack
+such rows and decide about leases, so that each store keeps only its SQL.
 """
 
 from __future__ import annotations
@@ -11,22 +13,71 @@ import pickle
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .base import JobEnd, JobStart, RunLockedError
+from ..errors import StoreError
+from .base import EndBatch, JobEnd, JobStart, RunLockedError
 
 PICKLE_PROTOCOL = 4  # readable by every supported Python
 TABLES = ("meta", "runs", "journal", "successes", "output")  # of the current schema, in both
 
 
+# A packed batch: (_COLUMNS, rows, columns), each column one of
+#   (_SAME, value): every row holds value;
+#   (_SOME, {row: value}): the rows not named hold None;
+#   (_EACH, [value, ...]): one value per row.
+# A journal row written before batches were kept by columns is a list of tuples.
+_COLUMNS, _SAME, _SOME, _EACH = "columns/1", 0, 1, 2
+
+
 def pack(entries: Sequence[tuple[Any, ...]]) -> bytes:
     """One batch of starts or ends, as stored in a journal row."""
-    return pickle.dumps(list(map(tuple, entries)), protocol=PICKLE_PROTOCOL)
+    if not entries:
+        return pickle.dumps((_COLUMNS, 0, []), protocol=PICKLE_PROTOCOL)
+    rows = len(entries)
+    held = entries.columns if isinstance(entries, EndBatch) else zip(*entries, strict=True)
+    columns = [_column(values, rows) for values in held]
+    return pickle.dumps((_COLUMNS, rows, columns), protocol=PICKLE_PROTOCOL)
+
+
+def _column(values: Sequence[Any], rows: int) -> tuple[int, Any]:
+    first = values[0]
+    # Counted by ==, so only for values that equal nothing of another type (1 == 1.0).
+    if (first is None or first == () or type(first) in _ATOMS) and values.count(first) == rows:
+        return _SAME, first
+    empty = values.count(None)
+    if empty * 4 >= rows * 3:
+        return _SOME, {k: v for k, v in enumerate(values) if v is not None}
+    return _EACH, values
+
+
+_ATOMS = (str, bytes)
+
+
+def _unpack(packed: bytes) -> list[tuple[Any, ...]]:
+    """The entries of one journal row, as tuples of their fields."""
+    batch = pickle.loads(packed)
+    if isinstance(batch, list):  # the older layout: one tuple per entry
+        return batch
+    tag, rows, columns = batch
+    if tag != _COLUMNS:
+        raise StoreError(f"a journal row of an unknown layout ({tag!r}): upgrade jobgraph")
+    spread = [_spread(column, rows) for column in columns]
+    return list(zip(*spread, strict=True)) if spread else []
+
+
+def _spread(column: tuple[int, Any], rows: int) -> Sequence[Any]:
+    kind, held = column
+    if kind == _SAME:
+        return [held] * rows
+    if kind == _SOME:
+        return [held.get(k) for k in range(rows)]
+    return held  # type: ignore[no-any-return]
 
 
 def ends_of(batches: Iterable[bytes]) -> dict[str, JobEnd]:
     """The job ends of a run's journal rows, in order; a later end (a resume) wins."""
     ends: dict[str, JobEnd] = {}
     for packed in batches:
-        for fields in pickle.loads(packed):
+        for fields in _unpack(packed):
             end = JobEnd(*fields)
             ends[end.name] = end
     return ends
@@ -34,7 +85,7 @@ def ends_of(batches: Iterable[bytes]) -> dict[str, JobEnd]:
 
 def starts_of(batches: Iterable[bytes]) -> list[JobStart]:
     """The attempt starts of a run's journal rows, in order."""
-    return [JobStart(*fields) for packed in batches for fields in pickle.loads(packed)]
+    return [JobStart(*fields) for packed in batches for fields in _unpack(packed)]
 
 
 def new_successes(ends: Sequence[JobEnd], run_id: str) -> list[tuple[Any, ...]]:
@@ -44,11 +95,16 @@ def new_successes(ends: Sequence[JobEnd], run_id: str) -> list[tuple[Any, ...]]:
     inputs were touched but not changed, and their new size and mtime are kept so that the
     next run need not hash them again. Other UP_TO_DATE ends match the stored success.
     """
+    if isinstance(ends, EndBatch) and ends.columns[_FINGERPRINT].count(None) == len(ends):
+        return []  # no end with a fingerprint: the common batch, answered without a row
     return [
         (e.name, e.fingerprint, e.result, e.parts, run_id, e.stamp)
         for e in ends
         if e.fingerprint is not None and (e.state == "SUCCEEDED" or e.parts is not None)
     ]
+
+
+_FINGERPRINT = JobEnd._fields.index("fingerprint")
 
 
 def check_lease(

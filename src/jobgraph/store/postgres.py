@@ -23,7 +23,7 @@ from .journal import check_lease, ends_of, lost_lease, new_successes, pack, star
 T = TypeVar("T")
 
 INSTALL_HINT = "the PostgreSQL store needs psycopg 3: pip install 'jobgraph[postgres]'"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _RETRIES = 10  # attempts at a statement while the server is unreachable or conflicting
 _MAX_DELAY = 2.0  # seconds: with doubling from 0.05, the budget is about 12 s
 _LOCK_KEY = 0x6A6F6267  # the advisory lock taken while migrating ("jobg")
@@ -75,6 +75,10 @@ _MIGRATIONS: list[str] = [
     """,
     # 2: a success keeps its stamp, so an unchanged job is known without reading its parts.
     "ALTER TABLE successes ADD COLUMN stamp TEXT",
+    # 3: journal rows keep their batch by columns (see journal.py). Nothing to change in
+    # the tables, and older rows still read; the version keeps an older jobgraph, which
+    # cannot read the new rows, out of the store.
+    "",
 ]
 
 
