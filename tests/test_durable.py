@@ -197,6 +197,27 @@ def test_a_skipped_job_is_stored_with_its_cause(tmp_path):
     assert stored.why() == report.why()
 
 
+def test_a_result_of_none_is_stored_as_no_bytes_and_reads_back_as_none(tmp_path):
+    async def nothing() -> None:
+        return None
+
+    async def five() -> int:
+        return 5
+
+    quiet, loud = jg.Job(nothing, name="quiet"), jg.Job(five, name="loud")
+    scheduler = jg.Scheduler(quiet, loud, name="results", store=tmp_path / "s.db")
+    report = scheduler.run()
+    ends = SQLiteStore(tmp_path / "s.db").job_ends(report.run_id)
+    assert ends["quiet"].result is None and pickle.loads(ends["loud"].result) == 5
+    stored = jg.Report.from_store(SQLiteStore(tmp_path / "s.db"), report.run_id)
+    # As in the live report: the repr of each result.
+    assert {j.name: j.result for j in stored.jobs} == {j.name: j.result for j in report.jobs}
+    assert {j.name: j.result for j in stored.jobs} == {"quiet": "None", "loud": "5"}
+    resumed = scheduler.run(resume=report.run_id)
+    assert resumed.counts == {jg.State.UP_TO_DATE: 2}
+    assert (quiet.result(), loud.result()) == (None, 5)
+
+
 # -- fingerprints ---------------------------------------------------------------------
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pickle
 
-from jobgraph.store import JobEnd, JobStart
+import pytest
+
+from jobgraph.store import EndBatch, JobEnd, JobStart, MemoryStore, RunInfo
 from jobgraph.store.journal import ends_of, pack, starts_of
 
 
@@ -43,3 +45,34 @@ def test_a_later_end_of_the_same_job_wins():
     first = pack([JobEnd("a", "FAILED", 1)])
     second = pack([JobEnd("a", "SUCCEEDED", 2)])
     assert ends_of([first, second])["a"].state == "SUCCEEDED"
+
+
+def batch_of(ends):
+    return EndBatch([list(column) for column in zip(*ends, strict=True)])
+
+
+def test_an_end_batch_reads_as_its_rows():
+    ends = [JobEnd("a", "SUCCEEDED", 1, 1.0, 2.0), JobEnd("b", "FAILED", 2, error="E")]
+    batch = batch_of(ends)
+    assert len(batch) == 2 and list(batch) == ends
+    assert (batch[1], batch[-1], batch[0:1]) == (ends[1], ends[1], ends[:1])
+    assert list(batch + batch_of(ends[:1])) == [*ends, ends[0]]
+    assert list(EndBatch.empty()) == [] and len(EndBatch.empty()) == 0
+    assert list(ends_of([pack(batch)]).values()) == ends
+
+
+def test_an_end_batch_needs_every_column_at_one_length():
+    with pytest.raises(ValueError, match="14 columns of one length"):
+        EndBatch([["a"], ["SUCCEEDED"]])
+    columns = [["a"]] * 13 + [[None, None]]
+    with pytest.raises(ValueError, match="one length"):
+        EndBatch(columns)
+
+
+def test_a_store_without_columns_takes_a_batch_as_its_rows():
+    store = MemoryStore()
+    store.create_run(RunInfo(run_id="r", scheduler="s", started_at=1.0))
+    ends = [JobEnd("a", "SUCCEEDED", 1, fingerprint="f", parts="{}"), JobEnd("b", "SKIPPED")]
+    store.record("r", [], batch_of(ends))
+    assert store.job_ends("r") == {"a": ends[0], "b": ends[1]}
+    assert store.last_success("s", "a").fingerprint == "f"
