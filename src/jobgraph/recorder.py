@@ -295,7 +295,7 @@ class Recorder:
 # A cached job's fingerprint, the parts to keep with its end (None: nothing new), its stamp.
 Print = tuple[str | None, dict[str, Any] | None, str | None]
 
-_ATTEMPT = attrgetter("_attempts", "_t0", "_t1", "_error", "_returncode", "_note")
+_ATTEMPT = [attrgetter(f) for f in ("_attempts", "_t0", "_t1", "_error", "_returncode", "_note")]
 _NAME = attrgetter("_name_")  # a state's name, without Enum's property (a call per read)
 
 
@@ -317,7 +317,8 @@ def end_batch(
     jobs' fingerprints. The causes are the core's (the jobs' own are set at the run's end).
     """
     picked = list(map(jobs.__getitem__, ended))
-    attempts, t0, t1, error, returncode, note = zip(*map(_ATTEMPT, picked), strict=True)
+    # A pass per field: a tuple per job would cost more, in garbage collections too.
+    attempts, t0, t1, error, returncode, note = [list(map(get, picked)) for get in _ATTEMPT]
     states = list(map(_NAME, map(core.state.__getitem__, ended)))
     name_of = core.names.__getitem__
     names = list(map(name_of, ended))
