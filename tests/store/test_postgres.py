@@ -274,3 +274,11 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_successes(url):
     finally:
         store.close()
     assert checkup(url).version == 3
+    with psycopg.connect(server, autocommit=True) as db:
+        # Journal batches are stored as they are (compressing them cost more than the rest).
+        storage = db.execute(
+            "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = %s::regclass "
+            "AND attname IN ('starts', 'ends') ORDER BY attname",
+            (f'"{schema}".journal',),
+        ).fetchall()
+    assert storage == [("ends", "e"), ("starts", "e")]
