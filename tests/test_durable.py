@@ -218,6 +218,21 @@ def test_a_result_of_none_is_stored_as_no_bytes_and_reads_back_as_none(tmp_path)
     assert (quiet.result(), loud.result()) == (None, 5)
 
 
+def test_a_nested_job_is_stored_skipped_because_of_its_outer_slash_inner_cause(tmp_path):
+    def broken() -> None:
+        raise ValueError("no")
+
+    x = jg.Job(broken, name="x")
+    y = jg.Job(lambda: 1, requires=x, name="y")
+    inner = jg.Scheduler(x, y, name="inner")
+    report = jg.Scheduler(inner, store=tmp_path / "s.db").run()
+    ends = SQLiteStore(tmp_path / "s.db").job_ends(report.run_id)
+    assert ends["inner/y"].skipped_because == ("inner/x",)
+    stored = jg.Report.from_store(SQLiteStore(tmp_path / "s.db"), report.run_id)
+    live = {j.name: j.skipped_because for j in report.jobs}
+    assert {j.name: j.skipped_because for j in stored.jobs}["inner/y"] == live["inner/y"]
+
+
 # -- fingerprints ---------------------------------------------------------------------
 
 
@@ -236,6 +251,21 @@ def build(tmp_path: Path, counter: Counter, store) -> tuple[jg.Scheduler, dict[s
         )
     jobs["link"] = jg.Job(counter.job("link"), jobs["a"], jobs["b"], cache=True, name="link")
     return jg.Scheduler(jobs["link"], name="build", store=store), jobs
+
+
+def test_a_cached_job_that_returns_none_is_up_to_date_on_a_rerun(tmp_path):
+    ran = []
+
+    def touch() -> None:
+        ran.append(1)
+
+    def graph() -> jg.Scheduler:
+        return jg.Scheduler(jg.Job(touch, cache=True, name="t"), name="n", store=tmp_path / "s.db")
+
+    assert graph().run().ok
+    assert SQLiteStore(tmp_path / "s.db").last_success("n", "t").result is None  # no bytes
+    again = graph().run()
+    assert again.counts == {jg.State.UP_TO_DATE: 1} and ran == [1]
 
 
 def test_unchanged_cached_jobs_are_up_to_date_with_their_stored_result(tmp_path):

@@ -11,9 +11,7 @@ in this process, and cached jobs remember their last success in the scheduler ob
 
 from __future__ import annotations
 
-import functools
 import json
-import operator
 import os
 import pickle
 import socket
@@ -237,7 +235,7 @@ class Recorder:
         starts, batches = self._starts, self._ends
         self._starts, self._ends = [], []
         assert self.run_id is not None
-        ends = functools.reduce(operator.add, batches) if batches else EndBatch.empty()
+        ends = EndBatch.joined(batches)
         self.store.record(self.run_id, starts, ends)
 
     def output(self, name: str, job: Job) -> None:
@@ -323,9 +321,11 @@ def end_batch(
     name_of = core.names.__getitem__
     names = list(map(name_of, ended))
     required = list(map(tuple, map(map, repeat(name_of), map(reqs.__getitem__, ended))))
-    if prefix:  # a nested scheduler's jobs are kept as "outer/inner"
+    causes = list(map(core.causes.__getitem__, ended))
+    if prefix:  # a nested scheduler's jobs are kept as "outer/inner", as its report names them
         names = [prefix + name for name in names]
         required = [tuple([prefix + r for r in req]) for req in required]
+        causes = [tuple([prefix + c for c in cause]) for cause in causes]
     results: list[bytes | None] = list(map(pickled.pop, ended, repeat(None)))
     if "UP_TO_DATE" in states:  # one kept from an earlier run has its stored bytes
         for k, state in enumerate(states):
@@ -345,7 +345,6 @@ def end_batch(
                 # Parts go with a success, and with an UP_TO_DATE end whose files were
                 # touched; an unchanged job's match the stored ones.
                 parts[k], stamps[k] = json.dumps(print_[1]), print_[2]
-    causes = list(map(core.causes.__getitem__, ended))
     columns = [names, states, attempts, t0, t1, error, returncode, results, fingerprints]
     return EndBatch([*columns, causes, note, parts, required, stamps])
 

@@ -106,7 +106,7 @@ class EndBatch(Sequence[JobEnd]):
     @classmethod
     def empty(cls) -> EndBatch:
         """A batch of no ends."""
-        return cls([()] * len(JobEnd._fields))
+        return cls([()] * _FIELDS)
 
     def __len__(self) -> int:
         return len(self.columns[0])
@@ -124,8 +124,24 @@ class EndBatch(Sequence[JobEnd]):
     def __iter__(self) -> Iterator[JobEnd]:
         return map(JobEnd._make, zip(*self.columns, strict=True))
 
-    def __add__(self, other: EndBatch) -> EndBatch:
-        return EndBatch([[*a, *b] for a, b in zip(self.columns, other.columns, strict=True)])
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (EndBatch, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # (like a list: equal to its rows)
+
+    @classmethod
+    def joined(cls, batches: Sequence[EndBatch]) -> EndBatch:
+        """One batch of the ends of ``batches``, in order (one copy of each column)."""
+        if len(batches) == 1:
+            return batches[0]
+        if not batches:
+            return cls.empty()
+        return cls([[v for b in batches for v in b.columns[k]] for k in range(_FIELDS)])
+
+
+_FIELDS = len(JobEnd._fields)
 
 
 class JobStart(NamedTuple):
