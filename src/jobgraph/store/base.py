@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, NamedTuple, overload
 
 from ..errors import StoreError
@@ -138,7 +139,8 @@ class EndBatch(Sequence[JobEnd]):
             return batches[0]
         if not batches:
             return cls.empty()
-        return cls([[v for b in batches for v in b.columns[k]] for k in range(_FIELDS)])
+        columns = zip(*(b.columns for b in batches), strict=True)  # each field's columns
+        return cls([list(chain.from_iterable(parts)) for parts in columns])
 
 
 _FIELDS = len(JobEnd._fields)
