@@ -180,12 +180,9 @@ def _plain_arguments(job: Job) -> str | None:
     fn = job._fn
     # Not for a coroutine object (its arguments are in its frame) nor a partial (its bound
     # arguments count too).
-    plain = not job._kwargs and type(fn) is not functools.partial
-    if (
-        plain
-        and not isinstance(fn, types.CoroutineType)
-        and all([type(a) in _SIMPLE for a in job._args])
-    ):
+    if job._kwargs or type(fn) is functools.partial or isinstance(fn, types.CoroutineType):
+        return None
+    if all([type(a) in _SIMPLE for a in job._args]):
         return f"list:2[tuple:{job._args!r};dict:0{{}}]"
     return None
 
@@ -195,6 +192,14 @@ def _arguments(job: Job) -> str | None:
 
     A job's result counts through the requirement digests instead.
     """
+    text = _plain_arguments(job)
+    if text is not None:
+        return hashlib.sha256(text.encode()).hexdigest()
+    return _other_arguments(job)
+
+
+def _other_arguments(job: Job) -> str | None:
+    """:func:`_arguments` of a job whose arguments have no plain text."""
 
     def strip(value: Any) -> Any:
         if isinstance(value, Job):
@@ -205,12 +210,9 @@ def _arguments(job: Job) -> str | None:
             return {k: strip(v) for k, v in value.items()}
         return value
 
-    if isinstance(job._fn, types.CoroutineType):
-        return None  # a coroutine object's arguments are hidden in its frame
-    text = _plain_arguments(job)
-    if text is not None:
-        return hashlib.sha256(text.encode()).hexdigest()
     fn = job._fn
+    if isinstance(fn, types.CoroutineType):
+        return None  # a coroutine object's arguments are hidden in its frame
     bound = [fn.args, fn.keywords] if isinstance(fn, functools.partial) else []
     if not job._data_deps:
         return try_digest([job._args, dict(job._kwargs), *bound])
@@ -284,7 +286,7 @@ def stamp_of(
     inputs = _stat_inputs(job)
     # The plain arguments' text needs no hashing; other arguments give their digest (never
     # like the text), or None: then there is no stamp.
-    args = _plain_arguments(job) or _arguments(job)
+    args = _plain_arguments(job) or _other_arguments(job)
     if args is None:
         return None, inputs
     fields = ["stamp1", job.name, _job_code(job), args]

@@ -327,7 +327,9 @@ def end_batch(
         required = [tuple([prefix + r for r in req]) for req in required]
         causes = [tuple([prefix + c for c in cause]) for cause in causes]
     results: list[bytes | None] = list(map(pickled.pop, ended, repeat(None)))
-    if "UP_TO_DATE" in states:  # one kept from an earlier run has its stored bytes
+    # An UP_TO_DATE job brings its stored bytes (Runner._skip). Should one ever come
+    # without them, its result is pickled here rather than kept as None.
+    if "UP_TO_DATE" in states:
         for k, state in enumerate(states):
             if state == "UP_TO_DATE" and results[k] is None and picked[k]._result is not None:
                 results[k] = pickle.dumps(picked[k]._result)

@@ -100,8 +100,8 @@ class EndBatch(Sequence[JobEnd]):
     __slots__ = ("columns",)
 
     def __init__(self, columns: Sequence[Sequence[Any]]) -> None:
-        if len(columns) != len(JobEnd._fields) or len({len(c) for c in columns}) > 1:
-            raise ValueError(f"an EndBatch needs {len(JobEnd._fields)} columns of one length")
+        if len(columns) != _FIELDS or len({len(c) for c in columns}) > 1:
+            raise ValueError(f"an EndBatch needs {_FIELDS} columns of one length")
         self.columns = columns
 
     @classmethod
