@@ -361,6 +361,53 @@ def test_a_touched_input_is_hashed_once_then_known_again_by_its_size_and_mtime(
     assert report.counts == {jg.State.UP_TO_DATE: 3} and hashed == []  # its new mtime kept
 
 
+@pytest.fixture
+def dispatched(monkeypatch) -> list[str]:
+    """The jobs a run starts one by one (each cached one then checked when it is met)."""
+    from jobgraph.runner import Runner
+
+    seen: list[str] = []
+    real = Runner._start
+
+    def spy(self: Runner, i: int) -> None:
+        seen.append(self.jobs[i].name)
+        real(self, i)
+
+    monkeypatch.setattr(Runner, "_start", spy)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory store", "no store"])
+def test_an_unchanged_graph_is_decided_before_any_job_starts(tmp_path, dispatched, kind):
+    (tmp_path / "a.c").write_text("a")
+    (tmp_path / "b.c").write_text("b")
+    store = {"sqlite": tmp_path / "s.db", "memory store": MemoryStore(), "no store": None}[kind]
+    first, _ = build(tmp_path, Counter(), store)
+    first.run()
+    dispatched.clear()
+    # Without a store, the scheduler object itself remembers: the same one runs again.
+    if store is None:
+        scheduler, jobs = first, first_jobs(first)
+    else:
+        scheduler, jobs = build(tmp_path, Counter(), store)
+    report = scheduler.run()
+    assert report.counts == {jg.State.UP_TO_DATE: 3} and dispatched == []
+    assert jobs["link"].result() == "link" and jobs["a"].result() == "A"
+
+    # A changed input: its job and what depends on it are checked when met, and run.
+    (tmp_path / "a.c").write_text("a2")
+    counter = Counter()
+    scheduler, _ = (first, {}) if store is None else build(tmp_path, counter, store)
+    report = scheduler.run()
+    assert sorted(dispatched) == ["cc-a", "link"]
+    assert report.counts == {jg.State.UP_TO_DATE: 1, jg.State.SUCCEEDED: 2}
+
+
+def first_jobs(scheduler: jg.Scheduler) -> dict[str, jg.Job]:
+    jobs = {job.name: job for job in scheduler.jobs}
+    return {"a": jobs["cc-a"], "b": jobs["cc-b"], "link": jobs["link"]}
+
+
 def test_a_store_of_an_older_jobgraph_still_skips_what_is_unchanged(tmp_path, hashed):
     (tmp_path / "a.c").write_text("a")
     (tmp_path / "b.c").write_text("b")

@@ -257,7 +257,10 @@ _FILE_TYPE, _REGULAR = stat.S_IFMT(0o177777), stat.S_IFREG  # S_ISREG, without a
 
 def _stat_inputs(job: Job) -> dict[str, list[Any]]:
     """``{path: [size, mtime_ns, None]}`` of the job's input files (see :func:`_file_stat`)."""
-    return {p: _file_stat(p) for p in expand(job.inputs, getattr(job, "cwd", None))}
+    paths = expand(job.inputs, getattr(job, "cwd", None))
+    if len(paths) == 1:  # the usual case, without a comprehension's frame
+        return {paths[0]: _file_stat(paths[0])}
+    return {p: _file_stat(p) for p in paths}
 
 
 def _hash_file(path: str) -> str | None:
@@ -299,8 +302,9 @@ def stamp_of(
         if size is None:
             return None, inputs
         fields.append(f"{path}={size}:{mtime}")
-    for key in sorted(job.env_keys):
-        fields.append(f"{key}={os.environ.get(key)}")
+    if job.env_keys:
+        for key in sorted(job.env_keys):
+            fields.append(f"{key}={os.environ.get(key)}")
     return hashlib.sha256("\x00".join(fields).encode()).hexdigest(), inputs
 
 

@@ -19,7 +19,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from . import plan as _plan
@@ -39,6 +38,7 @@ from .recorder import (
     fetch_outside_results,
 )
 from .state import TERMINAL, State
+from .uptodate import UpToDateChecks
 from .workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def forget_early_interrupt() -> None:
     _interrupted_early[0] = False
 
 
-class Runner(BodyStarter):
+class Runner(UpToDateChecks, BodyStarter):
     """Runs one scheduler's graph once."""
 
     def __init__(
@@ -149,6 +149,7 @@ class Runner(BodyStarter):
         self._interrupts = 0
         self._timer: asyncio.TimerHandle | None = None
         self._resumed: dict[int, Resumed] = {}
+        self._fresh: dict[int, Remembered] = {}  # up to date before the run starts
         self._prints: dict[int, Print] = {}  # cached jobs' fingerprints
         self._starting: list[int] = []  # jobs started since the last flush (durable runs)
         self._shells = False  # whether the graph has commands
@@ -301,6 +302,7 @@ class Runner(BodyStarter):
             self.jobs = plan.jobs
             self.rec = self._open_recorder(plan)
             self._durable = self.rec.durable
+            self._fresh = self._up_to_date_at_start(plan)
             spec, self._quick = self._survey(plan)
             self.core = core = Core(spec)
             self._workers = WorkerPool(
@@ -364,6 +366,7 @@ class Runner(BodyStarter):
             job._run = core
         for i, kept in self._resumed.items():
             plan.jobs[i]._result = kept.result
+        self._give_fresh_results()
 
     def _survey(self, plan: _plan.Plan) -> tuple[Spec, bytearray]:
         """The core's spec, and which jobs take the quick lane (see ``QuickLane``)."""
@@ -407,7 +410,7 @@ class Runner(BodyStarter):
             rank=_ranks(plan) if contended else (),
             window=self.window,
             pools=self.pools,
-            done={i: _UP_TO_DATE for i in self._resumed},
+            done=dict.fromkeys([*self._resumed, *self._fresh], _UP_TO_DATE),
         ), quick
 
     def _arm_global_timeout(self) -> asyncio.TimerHandle | None:
@@ -574,62 +577,6 @@ class Runner(BodyStarter):
                 assert job._t0 is not None
                 rec.started(prefix + names[i], job._attempts, job._t0)
         self._starting.clear()  # the same list: the quick lane holds its append
-
-    def _skip_if_up_to_date(self, i: int, job: Job) -> bool:
-        """The fingerprint check; one that cannot be made means the job runs."""
-        try:
-            return self._up_to_date(i, job)
-        except Exception:
-            self._prints.pop(i, None)  # no fingerprint: the job runs, and is not remembered
-            return False
-
-    def _up_to_date(self, i: int, job: Job) -> bool:
-        """Decide from the fingerprint whether a cached job can be skipped."""
-        _fp = _fingerprints()
-        reqs = self.plan.reqs[i]
-        requires = {self.jobs[r].name: self._digest(r) for r in reqs} if reqs else {}
-        stamp, inputs = _fp.stamp_of(job, requires)
-        known = self.rec.remembered(self.prefix + job.name)
-        forced = self.force is True or (
-            isinstance(self.force, (list, tuple, set)) and job.name in self.force
-        )
-        if (
-            known is not None
-            and stamp is not None
-            and known.stamp == _fp.sealed(stamp, known.fingerprint)
-            and not forced
-            and not (job.outputs and _fp.missing_outputs(job))
-        ):
-            # Nothing changed since that success, and no file was read to know it.
-            self._prints[i] = (known.fingerprint, None, known.stamp)  # nothing new to keep
-            return self._skip(i, job, known)
-        previous = known.parts if known is not None else None
-        parts = _fp.hash_inputs(_fp.stat_parts(job, requires, inputs), previous)
-        print_ = _fp.fingerprint(parts)
-        # Kept even when up to date: touched files' new mtimes spare the next run a hash.
-        kept = _fp.sealed(stamp, print_) if stamp is not None and print_ is not None else None
-        self._prints[i] = (print_, parts, kept)
-        if forced or known is None or print_ is None or print_ != known.fingerprint:
-            return False
-        if _fp.missing_outputs(job):
-            return False
-        return self._skip(i, job, known)
-
-    def _skip(self, i: int, job: Job, known: Remembered) -> bool:
-        """End a cached job as UP_TO_DATE with its remembered result."""
-        job._result = known.result
-        if known.pickled is not None:
-            self._pickled[i] = known.pickled  # record the stored bytes, no new pickling
-        job._t0 = job._t1 = _now()
-        self.core.finish(i, _UP_TO_DATE)
-        return True
-
-    def _digest(self, r: int) -> str | None:
-        if r not in self._digests:
-            job = self.jobs[r]
-            ok = self.core.state[r] in (_SUCCEEDED, _UP_TO_DATE)
-            self._digests[r] = _fingerprints().try_digest(job._result) if ok else None
-        return self._digests[r]
 
     def _nested_body(self, i: int, job: Job) -> Any:
         return self._run_nested(i, job)
@@ -836,16 +783,6 @@ def _collector_paused(big: bool) -> Iterator[None]:
 
 
 @functools.cache
-def _fingerprints() -> ModuleType:
-    """The fingerprint module, imported by the first run that has cached jobs.
-
-    Once: an import statement in a per-job path costs a microsecond each time.
-    """
-    from . import fingerprint
-
-    return fingerprint
-
-
 def _arguments(job: Job) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
     if not job._data_deps:
         return job._args, job._kwargs

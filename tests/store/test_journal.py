@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from jobgraph.store import EndBatch, JobEnd, JobStart, MemoryStore, RunInfo
-from jobgraph.store.journal import ends_of, pack, starts_of
+from jobgraph.store.journal import ends_of, new_successes, pack, starts_of
 
 
 def test_a_batch_reads_back_whatever_its_columns_hold():
@@ -89,3 +89,18 @@ def test_a_store_without_columns_takes_a_batch_as_its_rows():
     store.record("r", [], batch_of(ends))
     assert store.job_ends("r") == {"a": ends[0], "b": ends[1]}
     assert store.last_success("s", "a").fingerprint == "f"
+
+
+@pytest.mark.parametrize("as_batch", [True, False], ids=["by columns", "by rows"])
+def test_new_successes_are_the_successes_and_the_up_to_date_ends_with_parts(as_batch):
+    unchanged = [JobEnd(f"u{k}", "UP_TO_DATE", fingerprint=f"f{k}") for k in range(3)]
+    touched = JobEnd("t", "UP_TO_DATE", fingerprint="ft", parts="{}", stamp="st")
+    success = JobEnd("s", "SUCCEEDED", 1, result=b"r", fingerprint="fs", parts="{}")
+    plain = JobEnd("p", "SUCCEEDED", 1)  # not cached: no fingerprint
+
+    def new(ends):
+        return new_successes(batch_of(ends) if as_batch else ends, "run")
+
+    assert new(unchanged) == [] and new([plain]) == []  # an up-to-date rerun's batch
+    assert new([*unchanged, touched, plain]) == [("t", "ft", None, "{}", "run", "st")]
+    assert new([success, *unchanged]) == [("s", "fs", b"r", "{}", "run", None)]

@@ -95,8 +95,8 @@ def new_successes(ends: Sequence[JobEnd], run_id: str) -> list[tuple[Any, ...]]:
     inputs were touched but not changed, and their new size and mtime are kept so that the
     next run need not hash them again. Other UP_TO_DATE ends match the stored success.
     """
-    if isinstance(ends, EndBatch) and ends.columns[_FINGERPRINT].count(None) == len(ends):
-        return []  # no end with a fingerprint: the common batch, answered without a row
+    if isinstance(ends, EndBatch) and _none_new(ends.columns, len(ends)):
+        return []  # the common batches, answered without a row
     return [
         (e.name, e.fingerprint, e.result, e.parts, run_id, e.stamp)
         for e in ends
@@ -104,7 +104,17 @@ def new_successes(ends: Sequence[JobEnd], run_id: str) -> list[tuple[Any, ...]]:
     ]
 
 
-_FINGERPRINT = JobEnd._fields.index("fingerprint")
+def _none_new(columns: Sequence[Sequence[Any]], rows: int) -> bool:
+    """Whether a batch has no end with a fingerprint, or no success and no parts to keep.
+
+    The second is an up-to-date rerun's: every end carries its stored fingerprint.
+    """
+    if columns[_FINGERPRINT].count(None) == rows:
+        return True
+    return "SUCCEEDED" not in columns[_STATE] and columns[_PARTS].count(None) == rows
+
+
+_FINGERPRINT, _STATE, _PARTS = (JobEnd._fields.index(f) for f in ("fingerprint", "state", "parts"))
 
 
 def check_lease(

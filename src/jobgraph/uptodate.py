@@ -1,0 +1,168 @@
+"""Deciding which cached jobs are up to date, and ending them so.
+
+A run first checks the whole graph by stamp, before anything starts: a cached job whose
+requirements are known up to date too, and whose stamp matches its last success's, ends
+``UP_TO_DATE`` with the core's first step. Any other cached job is checked when the run
+meets it, where a stamp that does not match leads to the stored parts and, for files
+whose size or time changed, their hashes (see ``fingerprint.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from . import plan as _plan
+from .job import Job
+from .state import State
+
+if TYPE_CHECKING:
+    from .core import Core
+    from .recorder import Print, Recorder, Remembered, Resumed
+
+_SUCCEEDED, _UP_TO_DATE = State.SUCCEEDED, State.UP_TO_DATE
+_now = time.time
+
+
+class UpToDateChecks:
+    """The runner's checks of its cached jobs (a part of ``Runner``)."""
+
+    jobs: list[Job]
+    plan: _plan.Plan
+    rec: Recorder
+    core: Core
+    prefix: str
+    force: Any
+    _resumed: dict[int, Resumed]
+    _fresh: dict[int, Remembered]  # up to date before the run starts
+    _prints: dict[int, Print]
+    _pickled: dict[int, bytes]
+    _digests: dict[int, str | None]
+
+    def _skip_if_up_to_date(self, i: int, job: Job) -> bool:
+        """The fingerprint check; one that cannot be made means the job runs."""
+        try:
+            return self._up_to_date(i, job)
+        except Exception:
+            self._prints.pop(i, None)  # no fingerprint: the job runs, and is not remembered
+            return False
+
+    def _up_to_date(self, i: int, job: Job) -> bool:
+        """Decide from the fingerprint whether a cached job can be skipped."""
+        _fp = _fingerprints()
+        reqs = self.plan.reqs[i]
+        requires = {self.jobs[r].name: self._digest(r) for r in reqs} if reqs else {}
+        stamp, inputs = _fp.stamp_of(job, requires)
+        known = self.rec.remembered(self.prefix + job.name)
+        forced = self._forced(job)
+        if not forced and self._stamp_matches(job, stamp, known):
+            assert known is not None
+            # Nothing changed since that success, and no file was read to know it.
+            self._prints[i] = (known.fingerprint, None, known.stamp)  # nothing new to keep
+            return self._skip(i, job, known)
+        previous = known.parts if known is not None else None
+        parts = _fp.hash_inputs(_fp.stat_parts(job, requires, inputs), previous)
+        print_ = _fp.fingerprint(parts)
+        # Kept even when up to date: touched files' new mtimes spare the next run a hash.
+        kept = _fp.sealed(stamp, print_) if stamp is not None and print_ is not None else None
+        self._prints[i] = (print_, parts, kept)
+        if forced or known is None or print_ is None or print_ != known.fingerprint:
+            return False
+        if _fp.missing_outputs(job):
+            return False
+        return self._skip(i, job, known)
+
+    def _forced(self, job: Job) -> bool:
+        force = self.force
+        return force is True or (isinstance(force, (list, tuple, set)) and job.name in force)
+
+    @staticmethod
+    def _stamp_matches(job: Job, stamp: str | None, known: Remembered | None) -> bool:
+        """Whether a job is up to date on its stamp alone: no file read, no parts parsed."""
+        _fp = _fingerprints()
+        return (
+            known is not None
+            and stamp is not None
+            and known.stamp == _fp.sealed(stamp, known.fingerprint)
+            and not (job.outputs and _fp.missing_outputs(job))
+        )
+
+    def _up_to_date_at_start(self, plan: _plan.Plan) -> dict[int, Remembered]:
+        """The cached jobs known to be up to date before anything runs.
+
+        A job is, when every job it requires is too (or was resumed), and its stamp
+        matches its last success's: the stamp path of :meth:`_up_to_date`, taken for the
+        whole graph in one pass. These jobs end ``UP_TO_DATE`` with the core's first step,
+        never dispatched one by one: an unchanged graph is decided at once. Any other job
+        is decided when it is met, as before (then with the files hashed if need be).
+        """
+        if self.force is True:
+            return {}
+        _fp, jobs, all_reqs, resumed = _fingerprints(), plan.jobs, plan.reqs, self._resumed
+        remembered, prefix, digests = self.rec.remembered, self.prefix, self._digests
+        fresh: dict[int, Remembered] = {}
+        for i in plan.order:
+            job = jobs[i]
+            if not (job.cache or job.inputs or job.outputs) or i in resumed:
+                continue
+            reqs = all_reqs[i]
+            requires: dict[str, str | None] = {}
+            if reqs:
+                if not all(r in fresh or r in resumed for r in reqs):
+                    continue  # decided when met: a requirement may run first
+                for r in reqs:
+                    if r not in digests:
+                        digests[r] = _fp.try_digest(self._known_result(r, fresh))
+                    requires[jobs[r].name] = digests[r]
+            try:
+                stamp, _ = _fp.stamp_of(job, requires)
+                known = remembered(prefix + job.name)
+                if not self._forced(job) and self._stamp_matches(job, stamp, known):
+                    assert known is not None
+                    fresh[i] = known
+            except Exception:
+                continue  # decided when met, where a check that fails means the job runs
+        return fresh
+
+    def _give_fresh_results(self) -> None:
+        """Give the jobs found up to date at the start their results (the core ends them)."""
+        now, jobs = _now(), self.jobs
+        for i, known in self._fresh.items():
+            self._prints[i] = (known.fingerprint, None, known.stamp)  # as _up_to_date's
+            self._up_to_date_job(i, jobs[i], known, now)
+
+    def _known_result(self, r: int, fresh: dict[int, Remembered]) -> Any:
+        """The result of a job known done before the run starts (up to date or resumed)."""
+        known = fresh.get(r)
+        return known.result if known is not None else self._resumed[r].result
+
+    def _skip(self, i: int, job: Job, known: Remembered) -> bool:
+        """End a cached job as UP_TO_DATE with its remembered result."""
+        self._up_to_date_job(i, job, known, _now())
+        self.core.finish(i, _UP_TO_DATE)
+        return True
+
+    def _up_to_date_job(self, i: int, job: Job, known: Remembered, now: float) -> None:
+        """Give an up-to-date job its remembered result (the core ends it)."""
+        job._result = known.result
+        if known.pickled is not None:
+            self._pickled[i] = known.pickled  # record the stored bytes, no new pickling
+        job._t0 = job._t1 = now
+
+    def _digest(self, r: int) -> str | None:
+        if r not in self._digests:
+            job = self.jobs[r]
+            ok = self.core.state[r] in (_SUCCEEDED, _UP_TO_DATE)
+            self._digests[r] = _fingerprints().try_digest(job._result) if ok else None
+        return self._digests[r]
+
+
+def _fingerprints() -> ModuleType:
+    """The fingerprint module, imported by the first run that has cached jobs.
+
+    Once: an import statement in a per-job path costs a microsecond each time.
+    """
+    from . import fingerprint
+
+    return fingerprint
