@@ -249,7 +249,10 @@ def _executor(text: str) -> Any:
 def _open(store: str) -> Any:
     from .store import open_store
 
-    return _checked(lambda: open_store(store))
+    try:
+        return _checked(lambda: open_store(store))
+    except ImportError as exc:  # psycopg, for a PostgreSQL store: its message says what to do
+        raise UserError(str(exc)) from None
 
 
 def _dry_run(scheduler: Any, store: str, forced: Any) -> None:
@@ -400,11 +403,9 @@ def explain(file: str, names: tuple[str, ...], store: str, as_json: bool) -> Non
 
 
 def _history(store: str) -> Any:
-    from .store import open_store
-
     if not _store_exists(store):
         raise UserError(f"no store at {store} (runs are recorded by 'jobgraph run')")
-    return _checked(lambda: open_store(store))
+    return _open(store)
 
 
 @main.command()

@@ -295,3 +295,22 @@ def test_logs_follow_prints_output_as_it_comes_until_the_job_ends(tmp_path: Path
         assert followed.stdout == "one\ntwo\n"  # it waited for the end of the job
     finally:
         running.wait(30)
+
+
+@pytest.mark.parametrize("command", [["runs"], ["status", "last"], ["run", "graph.py"]])
+def test_a_postgresql_store_without_psycopg_is_a_one_line_error(tmp_path: Path, command):
+    (tmp_path / "graph.py").write_text(
+        "import jobgraph as jg\nscheduler = jg.Scheduler(jg.Job(print, 1, name='p'))\n"
+    )
+    blocked = "import sys; sys.modules['psycopg'] = None; from jobgraph.cli import main; main()"
+    url = "postgresql://nobody@localhost:1/none"
+    done = subprocess.run(
+        [sys.executable, "-c", blocked, *command, "--store", url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "the PostgreSQL store needs psycopg 3: pip install 'jobgraph[postgres]'" in done.stderr
