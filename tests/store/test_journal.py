@@ -44,6 +44,20 @@ def test_values_equal_to_others_of_another_type_are_kept_per_row():
     assert [(type(s.attempt), type(s.started_at)) for s in back] == [(int, float), (bool, int)]
 
 
+def test_a_column_of_one_number_of_one_type_is_kept_once():
+    # Jobs found up to date at a run's start end at one time, with no attempt.
+    ends = [JobEnd(f"j{k}", "UP_TO_DATE", 0, 5.0, 5.0, fingerprint=f"f{k}") for k in range(30)]
+    _, _, columns = pickle.loads(pack(ends))
+    kinds = dict(zip(JobEnd._fields, columns, strict=True))
+    assert kinds["attempts"] == (0, 0) and kinds["started_at"] == (0, 5.0)
+    back = list(ends_of([pack(ends)]).values())
+    assert back == ends and type(back[0].attempts) is int and type(back[0].ended_at) is float
+    mixed = [JobStart("a", 1, 2.0), JobStart("b", 1, 2.0), JobStart("c", True, 2)]
+    _, _, columns = pickle.loads(pack(mixed))
+    assert columns[1][0] == 2 and columns[2][0] == 2  # 1 == True, 2.0 == 2: per row
+    assert [type(s.attempt) for s in starts_of([pack(mixed)])] == [int, int, bool]
+
+
 def test_an_empty_batch_and_a_row_of_the_older_layout_read_back():
     old = pickle.dumps([tuple(JobStart("a", 1, 2.0))], protocol=4)  # one tuple per entry
     assert starts_of([pack([]), old]) == [JobStart("a", 1, 2.0)]

@@ -40,16 +40,24 @@ def pack(entries: Sequence[tuple[Any, ...]]) -> bytes:
 
 def _column(values: Sequence[Any], rows: int) -> tuple[int, Any]:
     first = values[0]
-    # Counted by ==, so only for values that equal nothing of another type (1 == 1.0).
+    # Counted by ==, so only for values that equal nothing of another type (1 == 1.0),
+    # or, for numbers, once all are known to be of one type.
     if (first is None or first == () or type(first) in _ATOMS) and values.count(first) == rows:
         return _SAME, first
+    if type(first) in _NUMBERS and values.count(first) == rows and _one_type(values):
+        return _SAME, first  # attempts of one number; times of jobs ended at once
     empty = values.count(None)
     if empty * 4 >= rows * 3:
         return _SOME, {k: v for k, v in enumerate(values) if v is not None}
     return _EACH, values
 
 
-_ATOMS = (str, bytes)
+def _one_type(values: Sequence[Any]) -> bool:
+    kinds = set(map(type, values))
+    return len(kinds) == 1
+
+
+_ATOMS, _NUMBERS = (str, bytes), (int, float)
 
 
 def _unpack(packed: bytes) -> list[tuple[Any, ...]]:
