@@ -636,3 +636,54 @@ def test_a_subgraph_takes_outside_results_from_the_store(tmp_path):
         jg.Scheduler(
             jg.Job(lambda x: x, jg.Job(lambda: 1, name="q"), name="r"), name="other", store=store
         ).subgraph(starts="r").run()
+
+
+def test_a_scheduler_run_again_passes_its_jobs_the_new_results():
+    made = iter(range(1, 100))
+    a = jg.Job(lambda: next(made), name="a")
+    b = jg.Job(lambda value: value * 10, a, name="b")
+    scheduler = jg.Scheduler(b, name="again")
+    assert scheduler.run().ok and b.result() == 10
+    assert scheduler.run().ok and b.result() == 20
+
+
+def test_a_result_that_cannot_be_digested_makes_its_dependents_run_not_the_run_fail(tmp_path):
+    huge = 10**5000  # digesting it raises ValueError (too many digits for str)
+    store = tmp_path / "s.db"
+
+    def graph(counter: Counter) -> jg.Scheduler:
+        big = jg.Job(counter.job("big", huge), cache=True, name="big")
+        use = jg.Job(counter.job("use"), big, cache=True, name="use")
+        return jg.Scheduler(use, name="huge", store=store)
+
+    assert graph(Counter()).run().ok
+    counter = Counter()
+    report = graph(counter).run()
+    assert report.ok and counter.calls == {"use": 1}
+    assert report.counts == {jg.State.UP_TO_DATE: 1, jg.State.SUCCEEDED: 1}
+
+
+def test_a_job_run_only_on_failure_is_skipped_when_its_requirements_are_up_to_date(tmp_path):
+    store = tmp_path / "s.db"
+
+    def graph(run_if: str) -> jg.Scheduler:
+        a = jg.Job(Counter().job("a"), cache=True, name="a")
+        b = jg.Job(Counter().job("b"), requires=[a], cache=True, run_if=run_if, name="b")
+        return jg.Scheduler(b, name="cleanup", store=store)
+
+    assert graph("success").run().counts == {jg.State.SUCCEEDED: 2}
+    report = graph("failure").run()
+    assert report.counts == {jg.State.UP_TO_DATE: 1, jg.State.SKIPPED: 1}
+
+
+def test_jobs_up_to_date_at_the_start_end_within_the_run(tmp_path):
+    (tmp_path / "a.c").write_text("a")
+    (tmp_path / "b.c").write_text("b")
+    store = tmp_path / "s.db"
+    build(tmp_path, Counter(), store)[0].run()
+    report = build(tmp_path, Counter(), store)[0].run()
+    assert report.counts == {jg.State.UP_TO_DATE: 3}
+    assert len(report.jobs) == 3
+    assert all(report.started_at_ts <= r.started_at == r.ended_at for r in report.jobs)
+    ends = SQLiteStore(store).job_ends(report.run_id)
+    assert all(report.started_at_ts <= end.started_at for end in ends.values())

@@ -248,11 +248,14 @@ def _executor(text: str) -> Any:
 
 def _open(store: str) -> Any:
     from .store import open_store
+    from .store.postgres import INSTALL_HINT  # psycopg itself is imported only when used
 
     try:
         return _checked(lambda: open_store(store))
-    except ImportError as exc:  # psycopg, for a PostgreSQL store: its message says what to do
-        raise UserError(str(exc)) from None
+    except ImportError as exc:
+        if str(exc) != INSTALL_HINT:
+            raise
+        raise UserError(INSTALL_HINT) from None  # it says what to install
 
 
 def _dry_run(scheduler: Any, store: str, forced: Any) -> None:

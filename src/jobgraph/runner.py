@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import pickle
 import signal
@@ -173,6 +172,7 @@ class Runner(UpToDateChecks, BodyStarter):
             raise
         core = self.core
         self.started_at = _now()
+        self._give_fresh_results(self.started_at)  # they end as the run starts
         self._timer = self._arm_global_timeout()
         heartbeat = self._heartbeat()
         REAPER.enter()  # its helper starts with the first command or worker, if any
@@ -366,7 +366,6 @@ class Runner(UpToDateChecks, BodyStarter):
             job._run = core
         for i, kept in self._resumed.items():
             plan.jobs[i]._result = kept.result
-        self._give_fresh_results()
 
     def _survey(self, plan: _plan.Plan) -> tuple[Spec, bytearray]:
         """The core's spec, and which jobs take the quick lane (see ``QuickLane``)."""
@@ -782,7 +781,6 @@ def _collector_paused(big: bool) -> Iterator[None]:
             gc.enable()
 
 
-@functools.cache
 def _arguments(job: Job) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
     if not job._data_deps:
         return job._args, job._kwargs

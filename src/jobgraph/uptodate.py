@@ -9,6 +9,7 @@ whose size or time changed, their hashes (see ``fingerprint.py``).
 
 from __future__ import annotations
 
+import functools
 import time
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -106,16 +107,17 @@ class UpToDateChecks:
             job = jobs[i]
             if not (job.cache or job.inputs or job.outputs) or i in resumed:
                 continue
+            if job.run_if != "success":
+                continue  # the core may skip it, whatever its stamp: decided when met
             reqs = all_reqs[i]
-            requires: dict[str, str | None] = {}
-            if reqs:
-                if not all(r in fresh or r in resumed for r in reqs):
-                    continue  # decided when met: a requirement may run first
+            if reqs and not all(r in fresh or r in resumed for r in reqs):
+                continue  # decided when met: a requirement may run first
+            try:
+                requires: dict[str, str | None] = {}
                 for r in reqs:
                     if r not in digests:
                         digests[r] = _fp.try_digest(self._known_result(r, fresh))
                     requires[jobs[r].name] = digests[r]
-            try:
                 stamp, _ = _fp.stamp_of(job, requires)
                 known = remembered(prefix + job.name)
                 if not self._forced(job) and self._stamp_matches(job, stamp, known):
@@ -125,9 +127,9 @@ class UpToDateChecks:
                 continue  # decided when met, where a check that fails means the job runs
         return fresh
 
-    def _give_fresh_results(self) -> None:
+    def _give_fresh_results(self, now: float) -> None:
         """Give the jobs found up to date at the start their results (the core ends them)."""
-        now, jobs = _now(), self.jobs
+        jobs = self.jobs
         for i, known in self._fresh.items():
             self._prints[i] = (known.fingerprint, None, known.stamp)  # as _up_to_date's
             self._up_to_date_job(i, jobs[i], known, now)
@@ -158,6 +160,7 @@ class UpToDateChecks:
         return self._digests[r]
 
 
+@functools.cache
 def _fingerprints() -> ModuleType:
     """The fingerprint module, imported by the first run that has cached jobs.
 
