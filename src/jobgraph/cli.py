@@ -248,14 +248,13 @@ def _executor(text: str) -> Any:
 
 def _open(store: str) -> Any:
     from .store import open_store
-    from .store.postgres import INSTALL_HINT  # psycopg itself is imported only when used
 
     try:
         return _checked(lambda: open_store(store))
     except ImportError as exc:
-        if str(exc) != INSTALL_HINT:
+        if exc.name != "psycopg":
             raise
-        raise UserError(INSTALL_HINT) from None  # it says what to install
+        raise UserError(str(exc)) from None  # the PostgreSQL store's: it says what to install
 
 
 def _dry_run(scheduler: Any, store: str, forced: Any) -> None:

@@ -54,10 +54,8 @@ class UpToDateChecks:
         _fp = _fingerprints()
         reqs = self.plan.reqs[i]
         requires = {self.jobs[r].name: self._digest(r) for r in reqs} if reqs else {}
-        stamp, inputs = _fp.stamp_of(job, requires)
-        known = self.rec.remembered(self.prefix + job.name)
-        forced = self._forced(job)
-        if not forced and self._stamp_matches(job, stamp, known):
+        stamp, inputs, known, unchanged = self._by_stamp(job, requires)
+        if unchanged:
             assert known is not None
             # Nothing changed since that success, and no file was read to know it.
             self._prints[i] = (known.fingerprint, None, known.stamp)  # nothing new to keep
@@ -68,7 +66,7 @@ class UpToDateChecks:
         # Kept even when up to date: touched files' new mtimes spare the next run a hash.
         kept = _fp.sealed(stamp, print_) if stamp is not None and print_ is not None else None
         self._prints[i] = (print_, parts, kept)
-        if forced or known is None or print_ is None or print_ != known.fingerprint:
+        if self._forced(job) or known is None or print_ is None or print_ != known.fingerprint:
             return False
         if _fp.missing_outputs(job):
             return False
@@ -78,16 +76,25 @@ class UpToDateChecks:
         force = self.force
         return force is True or (isinstance(force, (list, tuple, set)) and job.name in force)
 
-    @staticmethod
-    def _stamp_matches(job: Job, stamp: str | None, known: Remembered | None) -> bool:
-        """Whether a job is up to date on its stamp alone: no file read, no parts parsed."""
+    def _by_stamp(
+        self, job: Job, requires: dict[str, str | None]
+    ) -> tuple[str | None, dict[str, list[Any]], Remembered | None, bool]:
+        """The job's stamp, input files and last success, and whether it is up to date.
+
+        Up to date on the stamp alone (not forced, no output missing): no file read, no
+        parts parsed. Both the start-of-run pass and the check when met ask this first.
+        """
         _fp = _fingerprints()
-        return (
+        stamp, inputs = _fp.stamp_of(job, requires)
+        known = self.rec.remembered(self.prefix + job.name)
+        unchanged = (
             known is not None
             and stamp is not None
             and known.stamp == _fp.sealed(stamp, known.fingerprint)
+            and not self._forced(job)
             and not (job.outputs and _fp.missing_outputs(job))
         )
+        return stamp, inputs, known, unchanged
 
     def _up_to_date_at_start(self, plan: _plan.Plan) -> dict[int, Remembered]:
         """The cached jobs known to be up to date before anything runs.
@@ -101,7 +108,7 @@ class UpToDateChecks:
         if self.force is True:
             return {}
         _fp, jobs, all_reqs, resumed = _fingerprints(), plan.jobs, plan.reqs, self._resumed
-        remembered, prefix, digests = self.rec.remembered, self.prefix, self._digests
+        digests = self._digests
         fresh: dict[int, Remembered] = {}
         for i in plan.order:
             job = jobs[i]
@@ -118,9 +125,8 @@ class UpToDateChecks:
                     if r not in digests:
                         digests[r] = _fp.try_digest(self._known_result(r, fresh))
                     requires[jobs[r].name] = digests[r]
-                stamp, _ = _fp.stamp_of(job, requires)
-                known = remembered(prefix + job.name)
-                if not self._forced(job) and self._stamp_matches(job, stamp, known):
+                _, _, known, unchanged = self._by_stamp(job, requires)
+                if unchanged:
                     assert known is not None
                     fresh[i] = known
             except Exception:

@@ -373,7 +373,8 @@ def _import_psycopg() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise ImportError(INSTALL_HINT) from None
+        # Named, so that the command line tells it from other import errors.
+        raise ImportError(INSTALL_HINT, name="psycopg") from None
     return psycopg
 
 
