@@ -687,3 +687,72 @@ def test_jobs_up_to_date_at_the_start_end_within_the_run(tmp_path):
     assert all(report.started_at_ts <= r.started_at == r.ended_at for r in report.jobs)
     ends = SQLiteStore(store).job_ends(report.run_id)
     assert all(report.started_at_ts <= end.started_at for end in ends.values())
+
+
+def journal_bytes(store: Path, run_id: str) -> int:
+    with sqlite3.connect(store) as db:
+        query = "SELECT sum(length(ends)) FROM journal WHERE run_id = ?"
+        return int(db.execute(query, (run_id,)).fetchone()[0])
+
+
+def big_graph(src: Path, store: Path) -> tuple[jg.Scheduler, jg.Job]:
+    def read(path: str) -> str:
+        return Path(path).read_text() * 20_000
+
+    a = jg.Job(read, str(src), inputs=[str(src)], name="a")
+    b = jg.Job(len, a, cache=True, name="b")
+    return jg.Scheduler(b, name="big", store=store), b
+
+
+def test_an_up_to_date_rerun_refers_to_the_stored_results_instead_of_storing_them_again(
+    tmp_path,
+):
+    src, store = tmp_path / "in.txt", tmp_path / "s.db"
+    src.write_text("abcde")
+    first = big_graph(src, store)[0].run()
+    rerun = big_graph(src, store)[0].run()
+    assert rerun.counts == {jg.State.UP_TO_DATE: 2}
+    assert journal_bytes(store, first.run_id) > 100_000  # a's result, once
+    assert journal_bytes(store, rerun.run_id) < 2_000  # names and states, no result again
+
+    ends = SQLiteStore(store).job_ends(rerun.run_id)
+    assert pickle.loads(ends["a"].result) == "abcde" * 20_000
+    assert pickle.loads(ends["b"].result) == 100_000
+    shown = {r.name: r.result for r in jg.Report.from_store(SQLiteStore(store), rerun.run_id).jobs}
+    assert shown["b"] == "100000" and shown["a"].startswith("'abcdeabcde")
+
+    scheduler, b = big_graph(src, store)
+    resumed = scheduler.run(resume=rerun.run_id)  # results come from the successes
+    assert resumed.counts == {jg.State.UP_TO_DATE: 2} and b.result() == 100_000
+    scheduler, b = big_graph(src, store)
+    assert scheduler.subgraph(starts=b).run().ok and b.result() == 100_000
+
+
+def test_an_up_to_date_job_whose_success_changed_since_is_decided_again_on_resume(tmp_path):
+    src, store = tmp_path / "in.txt", tmp_path / "s.db"
+    src.write_text("one")
+    big_graph(src, store)[0].run()
+    rerun = big_graph(src, store)[0].run()
+    src.write_text("three")
+    assert big_graph(src, store)[0].run().counts == {jg.State.SUCCEEDED: 2}  # new successes
+
+    # The rerun's ends referred to successes that are gone: its results are not known any
+    # more, so its resume decides its jobs again, against the newest successes.
+    shown = {r.name: r.result for r in jg.Report.from_store(SQLiteStore(store), rerun.run_id).jobs}
+    assert shown["a"] == "<not kept: the job's success has changed since>"
+    scheduler, b = big_graph(src, store)
+    resumed = scheduler.run(resume=rerun.run_id)
+    assert resumed.counts == {jg.State.UP_TO_DATE: 2} and b.result() == 5 * 20_000
+
+
+def test_a_touched_input_keeps_the_result_with_the_renewed_success(tmp_path):
+    src, store = tmp_path / "in.txt", tmp_path / "s.db"
+    src.write_text("abcde")
+    big_graph(src, store)[0].run()
+    stat = src.stat()
+    os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert big_graph(src, store)[0].run().counts == {jg.State.UP_TO_DATE: 2}
+    success = SQLiteStore(store).last_success("big", "a")
+    assert success is not None and pickle.loads(success.result) == "abcde" * 20_000
+    scheduler, b = big_graph(src, store)
+    assert scheduler.run().counts == {jg.State.UP_TO_DATE: 2} and b.result() == 100_000

@@ -26,6 +26,7 @@ from .errors import StoreError
 from .procfs import stat_fields
 from .state import SUCCESS, State
 from .store.base import (
+    SAME_RESULT,
     EndBatch,
     JobEnd,
     JobStart,
@@ -203,7 +204,8 @@ class Recorder:
         done: dict[int, Resumed] = {}
         for i, job in enumerate(plan.jobs):
             end = self._loaded.get(prefix + job.name)
-            if end is not None and end.state in ("SUCCEEDED", "UP_TO_DATE"):
+            if end is not None and end.state in _DONE and end.result != SAME_RESULT:
+                # (A result still SAME_RESULT is lost: the job is decided again.)
                 result = pickle.loads(end.result) if end.result is not None else None
                 done[i] = Resumed(result)
         return done
@@ -327,12 +329,6 @@ def end_batch(
         required = [tuple([prefix + r for r in req]) for req in required]
         causes = [tuple([prefix + c for c in cause]) for cause in causes]
     results: list[bytes | None] = list(map(pickled.pop, ended, repeat(None)))
-    # An UP_TO_DATE job brings its stored bytes (Runner._skip). Should one ever come
-    # without them, its result is pickled here rather than kept as None.
-    if "UP_TO_DATE" in states:
-        for k, state in enumerate(states):
-            if state == "UP_TO_DATE" and results[k] is None and picked[k]._result is not None:
-                results[k] = pickle.dumps(picked[k]._result)
     n = len(ended)
     fingerprints: list[str | None] = [None] * n
     parts: list[str | None] = [None] * n
@@ -347,11 +343,20 @@ def end_batch(
                 # Parts go with a success, and with an UP_TO_DATE end whose files were
                 # touched; an unchanged job's match the stored ones.
                 parts[k], stamps[k] = json.dumps(print_[1]), print_[2]
+            elif states[k] == "UP_TO_DATE":
+                results[k] = SAME_RESULT  # its success keeps the result: not stored again
+    # An UP_TO_DATE job brings its stored bytes or refers to its success. Should one ever
+    # come with neither, its result is pickled here rather than kept as None.
+    if "UP_TO_DATE" in states:
+        for k, state in enumerate(states):
+            if state == "UP_TO_DATE" and results[k] is None and picked[k]._result is not None:
+                results[k] = pickle.dumps(picked[k]._result)
     columns = [names, states, attempts, t0, t1, error, returncode, results, fingerprints]
     return EndBatch([*columns, causes, note, parts, required, stamps])
 
 
 _SUCCESS_NAMES = frozenset(state.name for state in SUCCESS)
+_DONE = ("SUCCEEDED", "UP_TO_DATE")  # the ends a resume, or a subgraph, takes results from
 
 
 def fetch_outside_results(plan: Plan, store_spec: Any, scheduler: str) -> None:
@@ -378,7 +383,7 @@ def fetch_outside_results(plan: Plan, store_spec: Any, scheduler: str) -> None:
                 continue
             for name, end in store.job_ends(run.run_id).items():
                 dep = wanted.get(name)
-                if dep is not None and end.state in ("SUCCEEDED", "UP_TO_DATE"):
+                if dep is not None and end.state in _DONE and end.result != SAME_RESULT:
                     dep._result = pickle.loads(end.result) if end.result else None
                     dep._state = State.UP_TO_DATE
                     del wanted[name]

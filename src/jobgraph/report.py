@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .state import FAILURE, SUCCESS, State
+from .store.base import SAME_RESULT
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -189,7 +190,9 @@ def _counts(runner: Runner, own: Counter[State]) -> Counter[State]:
 
 def _stored_record(end: Any) -> JobRecord:
     result = None
-    if end.state in ("SUCCEEDED", "UP_TO_DATE"):
+    if end.result == SAME_RESULT:  # an up-to-date job's, since replaced by a later success
+        result = "<not kept: the job's success has changed since>"
+    elif end.state in ("SUCCEEDED", "UP_TO_DATE"):
         import pickle
 
         try:  # a result of None is stored as no bytes

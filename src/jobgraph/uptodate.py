@@ -148,14 +148,17 @@ class UpToDateChecks:
     def _skip(self, i: int, job: Job, known: Remembered) -> bool:
         """End a cached job as UP_TO_DATE with its remembered result."""
         self._up_to_date_job(i, job, known, _now())
+        if known.pickled is not None and self._prints[i][1] is not None:
+            # Its files were touched: the end renews the success, so it brings the result
+            # (the stored bytes, no new pickling). An unchanged job's end refers to it.
+            self._pickled[i] = known.pickled
         self.core.finish(i, _UP_TO_DATE)
         return True
 
-    def _up_to_date_job(self, i: int, job: Job, known: Remembered, now: float) -> None:
+    @staticmethod
+    def _up_to_date_job(i: int, job: Job, known: Remembered, now: float) -> None:
         """Give an up-to-date job its remembered result (the core ends it)."""
         job._result = known.result
-        if known.pickled is not None:
-            self._pickled[i] = known.pickled  # record the stored bytes, no new pickling
         job._t0 = job._t1 = now
 
     def _digest(self, r: int) -> str | None:

@@ -18,6 +18,7 @@ from jobgraph.store import (
     SQLiteStore,
     open_store,
 )
+from jobgraph.store.base import SAME_RESULT
 from store import pg
 
 
@@ -98,6 +99,22 @@ def test_an_up_to_date_end_with_parts_refreshes_the_success_and_one_without_does
     assert store.successes("build")["a"] == ("f", None, "{}", "s2")
 
 
+def test_an_up_to_date_end_reads_back_with_its_success_result_while_that_is_unchanged(store):
+    result = pickle.dumps([1, 2, 3])
+    run(store, "r1")
+    store.record("r1", [], [JobEnd("a", "SUCCEEDED", fingerprint="f", result=result, parts="{}")])
+    run(store, "r2")
+    store.record("r2", [], [JobEnd("a", "UP_TO_DATE", fingerprint="f", result=SAME_RESULT)])
+    assert store.recorded_ends("r2")["a"].result == SAME_RESULT  # kept as a reference
+    assert store.job_ends("r2")["a"].result == result
+    assert store.last_success("build", "a").result == result  # the reference renews nothing
+
+    run(store, "r3")  # a new success, of another fingerprint: r2's result is not known
+    store.record("r3", [], [JobEnd("a", "SUCCEEDED", fingerprint="g", result=b"x", parts="{}")])
+    assert store.job_ends("r2")["a"].result == SAME_RESULT
+    assert store.job_ends("r1")["a"].result == result  # a success keeps its own copy
+
+
 def test_output_is_appended_in_order(store):
     run(store)
     store.append_output("r1", "sh", "stdout", "one\n")
@@ -138,7 +155,7 @@ def test_sqlite_file_is_wal_with_a_schema_version(tmp_path):
     SQLiteStore(tmp_path / "s.db").close()
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "4"
 
 
 def test_a_sqlite_store_of_schema_1_is_migrated_and_keeps_its_successes(tmp_path):
@@ -155,7 +172,7 @@ def test_a_sqlite_store_of_schema_1_is_migrated_and_keeps_its_successes(tmp_path
     assert store.last_success("build", "a") == ("f", None, "{}", None)  # no stamp yet
     store.close()
     db = sqlite3.connect(tmp_path / "s.db")
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "4"
 
 
 def test_sqlite_refuses_a_newer_schema(tmp_path):

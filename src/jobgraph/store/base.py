@@ -89,6 +89,12 @@ class JobEnd(NamedTuple):
     stamp: str | None = None  # with parts: the stamp to keep (see fingerprint.sealed)
 
 
+# The result an up-to-date job's end keeps: its last success's (which has the end's
+# fingerprint), not a copy of it, so that rerunning an unchanged graph does not store every
+# result again. No pickle is empty: this tells it from any result, None's included.
+SAME_RESULT = b""
+
+
 class EndBatch(Sequence[JobEnd]):
     """Job ends held by columns, in :class:`JobEnd`'s field order.
 
@@ -214,9 +220,29 @@ class Store(abc.ABC):
     def job_starts(self, run_id: str) -> list[JobStart]:
         """Every attempt that began in a run, in order."""
 
-    @abc.abstractmethod
     def job_ends(self, run_id: str) -> dict[str, JobEnd]:
-        """Every job end recorded for a run, by job name."""
+        """Every job end recorded for a run, by job name, results included.
+
+        An up-to-date job's end keeps no copy of its result (see :data:`SAME_RESULT`): it
+        is read from the job's last success, when that still has the end's fingerprint.
+        Otherwise (a later run changed the success) the end keeps ``SAME_RESULT``: its
+        result is no longer known.
+        """
+        ends = self.recorded_ends(run_id)
+        wanting = [name for name, end in ends.items() if end.result == SAME_RESULT]
+        if not wanting:
+            return ends
+        info = self.find_run("", run_id)
+        successes = self.successes(info.scheduler) if info is not None else {}
+        for name in wanting:
+            end, success = ends[name], successes.get(name)
+            if success is not None and success.fingerprint == end.fingerprint:
+                ends[name] = end._replace(result=success.result)
+        return ends
+
+    @abc.abstractmethod
+    def recorded_ends(self, run_id: str) -> dict[str, JobEnd]:
+        """Every job end of a run as kept (an up-to-date job's result as ``SAME_RESULT``)."""
 
     @abc.abstractmethod
     def last_success(self, scheduler: str, name: str) -> Success | None:

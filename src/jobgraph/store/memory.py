@@ -76,7 +76,7 @@ class MemoryStore(Store):
     def job_starts(self, run_id: str) -> list[JobStart]:
         return list(self._starts.get(run_id, ()))
 
-    def job_ends(self, run_id: str) -> dict[str, JobEnd]:
+    def recorded_ends(self, run_id: str) -> dict[str, JobEnd]:
         return dict(self._ends.get(run_id, {}))
 
     def successes(self, scheduler: str) -> dict[str, Success]:

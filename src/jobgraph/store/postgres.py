@@ -23,7 +23,7 @@ from .journal import check_lease, ends_of, lost_lease, new_successes, pack, star
 T = TypeVar("T")
 
 INSTALL_HINT = "the PostgreSQL store needs psycopg 3: pip install 'jobgraph[postgres]'"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _RETRIES = 10  # attempts at a statement while the server is unreachable or conflicting
 _MAX_DELAY = 2.0  # seconds: with doubling from 0.05, the budget is about 12 s
 _LOCK_KEY = 0x6A6F6267  # the advisory lock taken while migrating ("jobg")
@@ -83,6 +83,9 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE journal ALTER COLUMN starts SET STORAGE EXTERNAL;
     ALTER TABLE journal ALTER COLUMN ends SET STORAGE EXTERNAL
     """,
+    # 4: an up-to-date job's end refers to its success's result instead of keeping a copy
+    # (base.SAME_RESULT), which an older jobgraph would not understand: nothing to change.
+    "",
 ]
 
 
@@ -283,7 +286,7 @@ class PostgresStore(Store):
         # Most flushes are their journal row alone (no cached job among their ends).
         self._run(write, one_statement=not wins)
 
-    def job_ends(self, run_id: str) -> dict[str, JobEnd]:
+    def recorded_ends(self, run_id: str) -> dict[str, JobEnd]:
         rows = self._read("SELECT ends FROM journal WHERE run_id = %s ORDER BY seq", (run_id,))
         return ends_of(row[0] for row in rows)
 

@@ -21,7 +21,7 @@ from .journal import check_lease, ends_of, lost_lease, new_successes, pack, star
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _RETRIES = 8  # attempts at a write that keeps finding the database locked
 _BUSY_MS = 5000
 
@@ -72,6 +72,9 @@ _MIGRATIONS: list[str] = [
     # 3: journal rows keep their batch by columns (see journal.py). Nothing to change in
     # the tables, and older rows still read; the version keeps an older jobgraph, which
     # cannot read the new rows, out of the store.
+    "",
+    # 4: an up-to-date job's end refers to its success's result instead of keeping a copy
+    # (base.SAME_RESULT), which an older jobgraph would not understand: nothing to change.
     "",
 ]
 
@@ -290,7 +293,7 @@ class SQLiteStore(Store):
         if starts or ends:
             self._write(write)
 
-    def job_ends(self, run_id: str) -> dict[str, JobEnd]:
+    def recorded_ends(self, run_id: str) -> dict[str, JobEnd]:
         rows = self._read("SELECT ends FROM journal WHERE run_id = ? ORDER BY seq", (run_id,))
         return ends_of(row[0] for row in rows)
 
