@@ -756,3 +756,26 @@ def test_a_touched_input_keeps_the_result_with_the_renewed_success(tmp_path):
     assert success is not None and pickle.loads(success.result) == "abcde" * 20_000
     scheduler, b = big_graph(src, store)
     assert scheduler.run().counts == {jg.State.UP_TO_DATE: 2} and b.result() == 100_000
+
+
+def test_a_run_records_its_graph_digest_and_a_resume_says_when_the_graph_changed(tmp_path):
+    store = tmp_path / "s.db"
+    first = chain(store, Counter(), fail_c=True).run()
+    again = chain(store, Counter(), fail_c=True).run()
+    runs = {r.run_id: r.graph_digest for r in SQLiteStore(store).runs()}
+    assert len(runs[first.run_id]) == 64 and runs[first.run_id] == runs[again.run_id]
+
+    same = chain(store, Counter()).run(resume=again.run_id)
+    assert same.ok and same.notes == []
+    counter = Counter()
+    grown = chain(store, counter, fail_c=True)
+    grown.add(jg.Job(counter.job("d"), name="d"))
+    resumed = grown.run(resume=first.run_id)
+    assert resumed.notes == [
+        f"the graph changed since run {first.run_id} started: its jobs are matched by name, "
+        "and the jobs new to it run"
+    ]
+    assert counter.calls == {"c": 1, "d": 1}  # a and b were done in that run
+    assert {r.run_id: r.graph_digest for r in SQLiteStore(store).runs()}[first.run_id] == (
+        runs[first.run_id]  # the run keeps the digest of the graph it started with
+    )

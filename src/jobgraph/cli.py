@@ -430,6 +430,7 @@ def runs(store: str, limit: int, as_json: bool) -> None:
                         "ended_at": iso(r.ended_at),
                         "exit_code": r.exit_code,
                         "why": r.why,
+                        "graph_digest": r.graph_digest or None,
                     }
                     for r in rows
                 ],

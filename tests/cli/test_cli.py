@@ -191,7 +191,10 @@ def test_history_commands(build: Path):
     assert "clean" in jobgraph("show", run_id, cwd=build).stdout
     (build / "say.yaml").write_text("jobs:\n  say:\n    shell: echo hello; echo oops >&2\n")
     jobgraph("run", "say.yaml", cwd=build)
-    newest = json.loads(jobgraph("runs", "--json", cwd=build).stdout)[0]["run_id"]
+    both = json.loads(jobgraph("runs", "--json", cwd=build).stdout)
+    newest = both[0]["run_id"]
+    digests = [r["graph_digest"] for r in both]  # two graphs: two shapes
+    assert all(len(d) == 64 for d in digests) and digests[0] != digests[1]
     assert jobgraph("logs", newest, "say", cwd=build).stdout == "hello\n"
     assert jobgraph("logs", newest, "say", "--stderr", cwd=build).stdout == "oops\n"
     assert jobgraph("show", "nope", cwd=build).returncode == 2
