@@ -72,14 +72,20 @@ def wait_until_found(marker: str, seconds: float = 5.0) -> list[int]:
         time.sleep(0.02)
 
 
-def jobgraph_cli(*args: str, cwd: str | os.PathLike[str] | None = None, timeout: float = 120):
-    """Run the ``jobgraph`` command in a child process; its completed process."""
+def jobgraph_cli(
+    *args: str,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+):
+    """Run the ``jobgraph`` command in a child process (``env``: variables to add)."""
     return subprocess.run(
         [sys.executable, "-m", "jobgraph", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **env} if env else None,
     )
 
 

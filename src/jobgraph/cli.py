@@ -526,8 +526,9 @@ def resume(run_id: str, store: str, quiet: bool) -> None:
     sys.exit(report.exit_code)
 
 
-# Registering commands: serve, submit, status, wait, abort (cli_remote); doctor (cli_doctor).
-from . import cli_doctor, cli_remote  # noqa: E402, F401
+# Registering commands: serve, submit, status, wait, abort (cli_remote); doctor (cli_doctor);
+# prune (cli_prune).
+from . import cli_doctor, cli_prune, cli_remote  # noqa: E402, F401
 
 
 def entry() -> None:

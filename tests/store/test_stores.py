@@ -115,6 +115,28 @@ def test_an_up_to_date_end_reads_back_with_its_success_result_while_that_is_unch
     assert store.job_ends("r1")["a"].result == result  # a success keeps its own copy
 
 
+def test_deleting_runs_takes_their_records_and_output_and_keeps_successes_and_live_runs(store):
+    for run_id in ("r1", "r2", "r3"):
+        run(store, run_id)
+        store.record(
+            run_id,
+            [JobStart("a", 1, 1.0)],
+            [JobEnd("a", "SUCCEEDED", fingerprint=f"f-{run_id}", result=b"x", parts="{}")],
+        )
+        store.append_output(run_id, "a", "stdout", f"{run_id}\n")
+    store.acquire("r2", "pid-1", ttl=10, now=100)  # r2 goes on
+
+    assert store.delete_runs(["r1", "r2", "nope"], now=105) == ["r1"]
+    assert [r.run_id for r in store.runs()] == ["r3", "r2"]
+    assert store.find_run("build", "r1") is None
+    assert store.job_ends("r1") == {} and store.job_starts("r1") == []
+    assert store.output("r1", "a", "stdout") == ""
+    assert store.output("r2", "a", "stdout") == "r2\n"
+    assert store.last_success("build", "a").fingerprint == "f-r3"  # the current state stays
+    assert store.delete_runs(["r2"], now=111) == ["r2"]  # its lease ran out
+    assert [r.run_id for r in store.runs()] == ["r3"]
+
+
 def test_output_is_appended_in_order(store):
     run(store)
     store.append_output("r1", "sh", "stdout", "one\n")

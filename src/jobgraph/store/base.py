@@ -186,6 +186,18 @@ class Store(abc.ABC):
     def runs(self, limit: int = 50) -> list[RunInfo]:
         """Runs, newest first."""
 
+    @abc.abstractmethod
+    def delete_runs(self, run_ids: Sequence[str], now: float) -> list[str]:
+        """Delete runs with their job records and output, in one transaction.
+
+        A run whose lease is live at ``now`` is kept (it goes on somewhere). The jobs'
+        last successes are kept too: they are the current state, not history. Returns
+        the runs deleted.
+        """
+
+    def compact(self) -> None:  # noqa: B027 - optional hook
+        """Give the space of deleted records back, where the database does not itself."""
+
     # -- ownership ------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -134,14 +134,18 @@ def check_lease(
     now: float,
 ) -> None:
     """Raise :class:`RunLockedError` if a live lease of someone else holds the run."""
-    live = holder is not None and until is not None and until > now
-    if live and holder not in (owner, takeover):
+    if lease_live(holder, until, now) and holder not in (owner, takeover):
         assert until is not None
         raise RunLockedError(
             f"run {run_id} is being run by {holder} (lease valid for another "
             f"{until - now:.0f}s); wait for it to end, or for its lease to expire",
             holder,
         )
+
+
+def lease_live(holder: str | None, until: float | None, now: float) -> bool:
+    """Whether a run's lease is held and not expired at ``now``."""
+    return holder is not None and until is not None and until > now
 
 
 def lost_lease(run_id: str) -> RunLockedError:

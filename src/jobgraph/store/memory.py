@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
-from .journal import check_lease, new_successes
+from .journal import check_lease, lease_live, new_successes
 
 
 class MemoryStore(Store):
@@ -42,6 +42,20 @@ class MemoryStore(Store):
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
         return [self._copy(r) for r in reversed(list(self._runs.values()))][:limit]
+
+    def delete_runs(self, run_ids: Sequence[str], now: float) -> list[str]:
+        gone = [r for r in run_ids if r in self._runs and not self._live(r, now)]
+        for run_id in gone:
+            for table in (self._runs, self._ends, self._starts, self._leases):
+                table.pop(run_id, None)
+        if gone:
+            dropped = set(gone)
+            self._output = {k: v for k, v in self._output.items() if k[0] not in dropped}
+        return gone
+
+    def _live(self, run_id: str, now: float) -> bool:
+        holder, until = self._leases.get(run_id, (None, None))
+        return lease_live(holder, until, now)
 
     def acquire(
         self, run_id: str, owner: str, ttl: float, now: float, takeover: str | None = None

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError
 from .base import Checkup, JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
-from .journal import check_lease, ends_of, lost_lease, new_successes, pack, starts_of
+from .journal import check_lease, ends_of, lease_live, lost_lease, new_successes, pack, starts_of
 
 T = TypeVar("T")
 
@@ -215,6 +215,20 @@ class PostgresStore(Store):
     def runs(self, limit: int = 50) -> list[RunInfo]:
         rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY seq DESC LIMIT %s", (limit,))
         return [RunInfo(*row) for row in rows]
+
+    def delete_runs(self, run_ids: Sequence[str], now: float) -> list[str]:
+        def delete(db: Any) -> list[str]:
+            rows = db.execute(
+                "SELECT run_id, owner, lease_until FROM runs WHERE run_id = ANY(%s) FOR UPDATE",
+                (list(run_ids),),
+            ).fetchall()
+            found = {row[0] for row in rows if not lease_live(row[1], row[2], now)}
+            gone = [r for r in run_ids if r in found]  # in the order asked
+            for table in ("journal", "output", "runs"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ANY(%s)", (gone,))
+            return gone
+
+        return self._run(delete)
 
     # -- ownership ------------------------------------------------------------------
 

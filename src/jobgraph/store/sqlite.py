@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError
 from .base import Checkup, JobEnd, JobStart, RunInfo, Store, Success
-from .journal import check_lease, ends_of, lost_lease, new_successes, pack, starts_of
+from .journal import check_lease, ends_of, lease_live, lost_lease, new_successes, pack, starts_of
 
 T = TypeVar("T")
 
@@ -227,6 +227,29 @@ class SQLiteStore(Store):
             (limit,),
         )
         return [RunInfo(*row) for row in rows]
+
+    def delete_runs(self, run_ids: Sequence[str], now: float) -> list[str]:
+        def delete(db: sqlite3.Connection) -> list[str]:
+            gone = []
+            for run_id in run_ids:
+                row = db.execute(
+                    "SELECT owner, lease_until FROM runs WHERE run_id = ?", (run_id,)
+                ).fetchone()
+                if row is not None and not lease_live(row[0], row[1], now):
+                    gone.append(run_id)
+            for table in ("journal", "output", "runs"):  # each by an index on run_id
+                db.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(r,) for r in gone])
+            return gone
+
+        return self._write(delete)
+
+    def compact(self) -> None:
+        """VACUUM: rewrite the file without its free pages (a later run would reuse them)."""
+        try:
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {str(self.path)!r}: {exc}") from exc
 
     # -- ownership ------------------------------------------------------------------
 
