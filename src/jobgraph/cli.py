@@ -258,11 +258,26 @@ def _open(store: str) -> Any:
 
 
 def _dry_run(scheduler: Any, store: str, forced: Any) -> None:
-    scheduler.store = store if store and _store_exists(store) else None
-    for job in _checked(scheduler.topological_order):
-        reasons = scheduler.explain(job, force=forced)
-        verdict = "up to date" if reasons.up_to_date else "would run: " + "; ".join(reasons)
-        click.echo(f"{job.name}: {verdict}")
+    with _reading(scheduler, store):
+        for job in _checked(scheduler.topological_order):
+            reasons = scheduler.explain(job, force=forced)
+            verdict = "up to date" if reasons.up_to_date else "would run: " + "; ".join(reasons)
+            click.echo(f"{job.name}: {verdict}")
+
+
+@contextlib.contextmanager
+def _reading(scheduler: Any, store: str) -> Iterator[None]:
+    """Give ``scheduler`` its store, opened once for every job explained, if it exists.
+
+    Reads never create a store: without one, everything is explained as never run.
+    """
+    opened = _open(store) if store and _store_exists(store) else None
+    scheduler.store = opened
+    try:
+        yield
+    finally:
+        if opened is not None:
+            opened.close()
 
 
 def _store_exists(store: str) -> bool:
@@ -391,9 +406,9 @@ def graph(file: str, fmt: str, output: str | None) -> None:
 def explain(file: str, names: tuple[str, ...], store: str, as_json: bool) -> None:
     """Say why jobs of FILE would run (all of them, or the NAMEs)."""
     scheduler = _load(file)
-    scheduler.store = store if _store_exists(store) else None
-    jobs = list(names) or [job.name for job in _checked(scheduler.topological_order)]
-    answers = {name: list(_checked(lambda n=name: scheduler.explain(n))) for name in jobs}
+    with _reading(scheduler, store):
+        jobs = list(names) or [job.name for job in _checked(scheduler.topological_order)]
+        answers = {name: list(_checked(lambda n=name: scheduler.explain(n))) for name in jobs}
     if as_json:
         click.echo(json.dumps(answers, indent=2))
         return

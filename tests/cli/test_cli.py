@@ -300,7 +300,17 @@ def test_logs_follow_prints_output_as_it_comes_until_the_job_ends(tmp_path: Path
         running.wait(30)
 
 
-@pytest.mark.parametrize("command", [["runs"], ["status", "last"], ["run", "graph.py"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs"],
+        ["status", "last"],
+        ["run", "graph.py"],
+        ["run", "graph.py", "--dry-run"],
+        ["explain", "graph.py"],
+        ["prune"],
+    ],
+)
 def test_a_postgresql_store_without_psycopg_is_a_one_line_error(tmp_path: Path, command):
     (tmp_path / "graph.py").write_text(
         "import jobgraph as jg\nscheduler = jg.Scheduler(jg.Job(print, 1, name='p'))\n"
