@@ -41,7 +41,7 @@ from .store.base import (
 if TYPE_CHECKING:
     from .core import Core
     from .job import Job
-    from .plan import Plan
+    from .plan import NamesByIndex, Plan
     from .scheduler import Scheduler
 
 LEASE_SECONDS = 30.0  # a run whose owner stopped renewing for this long can be taken over
@@ -126,15 +126,15 @@ def _dead_on_this_host(holder: str | None) -> bool:
     return pid is not None and not pid_alive(pid)
 
 
-def graph_digest(plan: Plan) -> str:
+def graph_digest(names: Sequence[str], reqs: Sequence[Sequence[int]]) -> str:
     """A SHA-256 of the graph's shape: its jobs' names, in order, and what each requires.
 
     Two runs with one digest ran the same graph (whether its jobs' code, arguments or
     inputs changed is the fingerprints' part). Pickled, the requirement lists are hashed
     in one C call: this costs about a millisecond per 10,000 jobs.
     """
-    sha = hashlib.sha256("\x1e".join(plan.names_by_index().frozen()).encode())
-    sha.update(pickle.dumps(plan.reqs, protocol=4))
+    sha = hashlib.sha256("\x1e".join(names).encode())
+    sha.update(pickle.dumps(reqs, protocol=4))
     return sha.hexdigest()
 
 
@@ -165,13 +165,18 @@ class Recorder:
 
     # -- opening --------------------------------------------------------------------
 
-    def begin(self, plan: Plan, resume: Any, options: dict[str, Any]) -> dict[int, Resumed]:
-        """Create (or reopen, to resume) the run; return the jobs that need not run again."""
+    def begin(
+        self, plan: Plan, names: NamesByIndex, resume: Any, options: dict[str, Any]
+    ) -> dict[int, Resumed]:
+        """Create (or reopen, to resume) the run; return the jobs that need not run again.
+
+        ``names``: the jobs' names by index (read here only with a store).
+        """
         if self.store is None:
             return self._resume_in_memory(plan) if resume else {}
         store = self.store
         found = self._find(store, resume) if resume else None
-        shape = graph_digest(plan)
+        shape = graph_digest(names.frozen(), plan.reqs)
         self.run_id = found.run_id if found else self.run_id or new_run_id()  # (or submit()'s)
         if found is None:
             options_text = json.dumps(options, default=str)

@@ -300,10 +300,11 @@ class Runner(UpToDateChecks, BodyStarter):
         self._remote = await self._open_remote(plan)
         with _collector_paused(frozen):
             self.jobs = plan.jobs
-            self.rec = self._open_recorder(plan)
+            names = plan.names_by_index()  # one view: a durable run reads them all once
+            self.rec = self._open_recorder(plan, names)
             self._durable = self.rec.durable
             self._fresh = self._up_to_date_at_start(plan)
-            spec, self._quick = self._survey(plan)
+            spec, self._quick = self._survey(plan, names)
             self.core = core = Core(spec)
             self._workers = WorkerPool(
                 self.loop,
@@ -342,7 +343,7 @@ class Runner(UpToDateChecks, BodyStarter):
 
         return session_for
 
-    def _open_recorder(self, plan: _plan.Plan) -> Recorder:
+    def _open_recorder(self, plan: _plan.Plan, names: _plan.NamesByIndex) -> Recorder:
         if self.parent is not None:
             self.prefix = self.parent.prefix + self.parent_name + "/"
             rec = self.parent.rec
@@ -353,7 +354,7 @@ class Runner(UpToDateChecks, BodyStarter):
         options = {"window": self.window, "timeout": self.timeout, "force": self.force}
         if self.source:
             options["origin"] = {**self.source, "file": str(Path(self.source["file"]).resolve())}
-        self._resumed = rec.begin(plan, self.resume, options)
+        self._resumed = rec.begin(plan, names, self.resume, options)
         return rec
 
     def _reset_jobs(self, plan: _plan.Plan) -> None:
@@ -367,7 +368,7 @@ class Runner(UpToDateChecks, BodyStarter):
         for i, kept in self._resumed.items():
             plan.jobs[i]._result = kept.result
 
-    def _survey(self, plan: _plan.Plan) -> tuple[Spec, bytearray]:
+    def _survey(self, plan: _plan.Plan, view: _plan.NamesByIndex) -> tuple[Spec, bytearray]:
         """The core's spec, and which jobs take the quick lane (see ``QuickLane``)."""
         jobs = plan.jobs
         n = len(jobs)
@@ -395,7 +396,6 @@ class Runner(UpToDateChecks, BodyStarter):
                 contended = True
             if j._kind == SHELL:
                 self._shells = True  # their output is kept as they end
-        view = plan.names_by_index()
         # Every job's name goes to the store: a durable run reads them all at once.
         names: Sequence[str] = view.frozen() if self._durable else view
         return Spec(
