@@ -7,6 +7,7 @@ without it, the run is found in the local store, as ``jobgraph runs`` finds it.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -71,6 +72,8 @@ def serve(
             click.echo(f"  flows: {', '.join(flows)}", err=True)
         sys.stderr.flush()
 
+    # SIGTERM (a service manager's, a container's stop) stops the server as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         run_server(
             host, port, store, folder, None if executor == "local" else executor, modules, announce
@@ -79,6 +82,10 @@ def serve(
         click.echo("jobgraph: server stopped (runs it started go on)", err=True)
     except OSError as exc:
         raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @main.command()

@@ -26,6 +26,9 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            # Ctrl-C's usual meaning, even where this test run was given an ignored SIGINT
+            # (started in the background of a shell), which a Python program keeps.
+            preexec_fn=_default_sigint,
         )
         assert self.process.stderr is not None
         line = self.process.stderr.readline()
@@ -38,12 +41,18 @@ class ServerProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
-    def stop(self) -> None:
-        """Stop the server as Ctrl-C would."""
+    def stop(self, signum: int = signal.SIGTERM) -> str:
+        """Stop the server as a service manager would (or with ``signum``); what it printed."""
+        assert self.process.stderr is not None
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signum)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
         time.sleep(0.1)
+        return self.process.stderr.read()
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 import urllib.error
@@ -141,6 +142,16 @@ def test_resume_through_the_server(client, server):
 def test_unknown_runs_are_404s(client):
     with pytest.raises(ServerError, match=r"no run 'nosuch'.*HTTP 404"):
         client.attach("nosuch")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_the_server_at_once(tmp_path, signum):
+    server = ServerProcess(tmp_path)
+    started = time.monotonic()
+    said = server.stop(signum)
+    assert server.process.returncode == 0
+    assert time.monotonic() - started < 8  # not the 10 s after which it would be killed
+    assert "server stopped (runs it started go on)" in said
 
 
 def test_nothing_is_lost_when_the_server_is_killed(tmp_path):
