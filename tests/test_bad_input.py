@@ -182,6 +182,25 @@ API_CASES = [
     api("cycle-through-data", cycle_through_data, jg.CycleError, "a -> b -> a"),
     api("self-loop", self_loop, jg.CycleError, "cycle in requirements: a -> a"),
     api(
+        "inputs-not-paths",
+        lambda m: alone(m.job("a", inputs=["in.txt", 3]), m.job("free")),
+        ValueError,
+        "job 'a': inputs must be file paths or glob patterns (str or os.PathLike), not "
+        "['in.txt', 3]",
+    ),
+    api(
+        "outputs-an-empty-path",
+        lambda m: alone(m.job("a", outputs=[""]), m.job("free")),
+        ValueError,
+        "job 'a': outputs may not hold an empty path: ['']",
+    ),
+    api(
+        "env-keys-not-names",
+        lambda m: alone(m.job("a", env_keys=["HOME", None]), m.job("free")),
+        ValueError,
+        "job 'a': env_keys must be non-empty strings, not ['HOME', None]",
+    ),
+    api(
         "self-loop-by-name",
         lambda m: alone(m.job("a", requires="a"), m.job("free")),
         jg.CycleError,

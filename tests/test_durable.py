@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -728,7 +729,14 @@ def test_an_up_to_date_rerun_refers_to_the_stored_results_instead_of_storing_the
     assert scheduler.subgraph(starts=b).run().ok and b.result() == 100_000
 
 
-def test_an_up_to_date_job_whose_success_changed_since_is_decided_again_on_resume(tmp_path):
+def shown_results(store: Path, run_id: str) -> dict[str, str | None]:
+    report = jg.Report.from_store(SQLiteStore(store), run_id)
+    return {r.name: r.result for r in report.jobs}
+
+
+def test_an_up_to_date_result_is_read_from_the_run_that_made_it_once_its_success_changed(
+    tmp_path,
+):
     src, store = tmp_path / "in.txt", tmp_path / "s.db"
     src.write_text("one")
     big_graph(src, store)[0].run()
@@ -736,13 +744,60 @@ def test_an_up_to_date_job_whose_success_changed_since_is_decided_again_on_resum
     src.write_text("three")
     assert big_graph(src, store)[0].run().counts == {jg.State.SUCCEEDED: 2}  # new successes
 
-    # The rerun's ends referred to successes that are gone: its results are not known any
-    # more, so its resume decides its jobs again, against the newest successes.
-    shown = {r.name: r.result for r in jg.Report.from_store(SQLiteStore(store), rerun.run_id).jobs}
-    assert shown["a"] == "<not kept: the job's success has changed since>"
+    # The rerun's ends refer to the first run's results, which that run's journal keeps.
+    assert shown_results(store, rerun.run_id)["b"] == "60000"
     scheduler, b = big_graph(src, store)
-    resumed = scheduler.run(resume=rerun.run_id)
-    assert resumed.counts == {jg.State.UP_TO_DATE: 2} and b.result() == 5 * 20_000
+    resumed = scheduler.run(resume=rerun.run_id)  # a finished run: everything was done
+    assert resumed.counts == {jg.State.UP_TO_DATE: 2} and b.result() == 3 * 20_000
+
+
+def test_a_forced_rerun_does_not_change_what_an_earlier_up_to_date_end_shows(tmp_path):
+    made = iter(range(1, 10))
+
+    def graph() -> jg.Scheduler:
+        return jg.Scheduler(jg.Job(lambda: next(made), cache=True, name="a"), name="f", store=store)
+
+    store = tmp_path / "s.db"
+    graph().run()  # a = 1
+    rerun = graph().run()  # up to date: a = 1
+    forced = graph().run(force=True)  # the same fingerprint, a new success: a = 2
+    assert shown_results(store, forced.run_id)["a"] == "2"
+    assert shown_results(store, rerun.run_id)["a"] == "1"
+
+
+def test_a_resume_decides_again_what_was_made_from_a_result_no_longer_kept(tmp_path):
+    src, store, broken = tmp_path / "in.txt", tmp_path / "s.db", tmp_path / "broken"
+    seen: list[tuple[str, int]] = []
+
+    def graph() -> jg.Scheduler:
+        def check(text: str, size: int) -> int:
+            seen.append((text[:5], size))
+            if broken.exists():
+                raise ValueError("broken")
+            return size
+
+        a = jg.Job(lambda path: Path(path).read_text() * 2, str(src), inputs=[src], name="a")
+        b = jg.Job(len, a, name="b")
+        return jg.Scheduler(jg.Job(check, a, b, name="c"), name="mixed", store=store)
+
+    src.write_text("one")
+    broken.touch()
+    graph().run()
+    failed = graph().run()  # a up to date (the first run's result), b ran, c failed
+    src.write_text("three")
+    graph().run()  # a new success for a
+    SQLiteStore(store).delete_runs([SQLiteStore(store).runs()[-1].run_id], now=time.time())
+
+    # a's result in the failed run came from the deleted run: it is decided again, and b,
+    # made from the old a, runs again with it; c never sees the old b with the new a.
+    broken.unlink()
+    seen.clear()
+    resumed = graph().run(resume=failed.run_id)
+    assert resumed.ok and seen == [("three", 10)]
+    assert resumed.notes == [
+        "2 jobs done in the run resumed are decided again: a, b (a result they need is no "
+        "longer kept: its success was replaced, and the run that made it was deleted)"
+    ]
 
 
 def test_a_touched_input_keeps_the_result_with_the_renewed_success(tmp_path):
@@ -779,3 +834,24 @@ def test_a_run_records_its_graph_digest_and_a_resume_says_when_the_graph_changed
     assert {r.run_id: r.graph_digest for r in SQLiteStore(store).runs()}[first.run_id] == (
         runs[first.run_id]  # the run keeps the digest of the graph it started with
     )
+
+
+def test_paths_and_a_single_path_are_inputs_and_outputs_as_strings_are(tmp_path):
+    src, out = tmp_path / "in.txt", tmp_path / "out.txt"
+    src.write_text("data")
+    ran: list[int] = []
+
+    def copy() -> None:
+        ran.append(1)
+        out.write_text(src.read_text())
+
+    def graph() -> jg.Scheduler:
+        # A pathlib.Path, and one path given alone: not the characters of a string.
+        job = jg.Job(copy, inputs=src, outputs=[out], env_keys="HOME", name="copy")
+        assert (job.inputs, job.outputs, job.env_keys) == ((str(src),), (str(out),), ("HOME",))
+        return jg.Scheduler(job, name="paths", store=tmp_path / "s.db")
+
+    assert graph().run().ok
+    assert graph().run().counts == {jg.State.UP_TO_DATE: 1} and ran == [1]
+    src.write_text("changed")
+    assert graph().run().counts == {jg.State.SUCCEEDED: 1} and ran == [1, 1]

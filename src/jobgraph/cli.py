@@ -219,7 +219,7 @@ def _known_durations(store: Any, scheduler: str) -> dict[str, float]:
         return {}
     return {
         end.name: end.ended_at - end.started_at
-        for end in store.job_ends(last.run_id).values()
+        for end in store.recorded_ends(last.run_id).values()
         if end.started_at is not None and end.ended_at is not None
     }
 
@@ -502,7 +502,7 @@ def logs(
     history = _history(store)
     if history.find_run("", run_id) is None:
         raise UserError(f"no run {run_id!r} in {store}")
-    known = set(history.job_ends(run_id)) | {s.name for s in history.job_starts(run_id)}
+    known = set(history.recorded_ends(run_id)) | {s.name for s in history.job_starts(run_id)}
     if job not in known:
         from .plan import did_you_mean
 

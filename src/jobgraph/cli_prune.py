@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli import _checked, _history, _store_option, main
+from .cli import UserError, _checked, _history, _store_option, main
 
 if TYPE_CHECKING:
     from .prune import Pruned
@@ -33,6 +33,8 @@ def prune(store: str, keep: int, dry_run: bool, vacuum: bool, as_json: bool) -> 
     """
     from .prune import prune as prune_runs
 
+    if vacuum and dry_run:
+        raise UserError("--vacuum frees what a prune deleted: it does nothing with --dry-run")
     history = _history(store)
     try:
         pruned: Pruned = _checked(lambda: prune_runs(history, keep, dry_run=dry_run))

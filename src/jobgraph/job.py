@@ -213,9 +213,9 @@ class Job:
         resources: Mapping[str, int | float] | None = None,
         priority: float = 0,
         cache: bool = False,
-        inputs: Iterable[str] = (),
-        outputs: Iterable[str] = (),
-        env_keys: Iterable[str] = (),
+        inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] = (),
+        outputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] = (),
+        env_keys: str | Iterable[str] = (),
         run_if: str = "success",
         executor: Any = None,
         **kwargs: Any,
@@ -245,11 +245,11 @@ class Job:
         if cache:
             self.cache = bool(cache)
         if inputs:
-            self.inputs = tuple(inputs)
+            self.inputs = _opt.check_paths(self, "inputs", inputs)
         if outputs:
-            self.outputs = tuple(outputs)
+            self.outputs = _opt.check_paths(self, "outputs", outputs)
         if env_keys:
-            self.env_keys = tuple(env_keys)
+            self.env_keys = _opt.check_names(self, "env_keys", env_keys)
         # Compared with the defaults, not tested for truth: None or "" is a mistake to
         # report, not a default to take.
         if (

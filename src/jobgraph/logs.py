@@ -35,7 +35,7 @@ def following(fresh: Callable[[], str], ended: Callable[[], bool], follow: bool)
 
 
 def _ended(store: Any, run_id: str, job: str) -> bool:
-    if job in store.job_ends(run_id):
+    if job in store.recorded_ends(run_id):
         return True
     info = store.find_run("", run_id)
     return info is None or info.ended_at is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -117,3 +118,30 @@ def check_force(owner: str, force: Any) -> Any:
     raise ValueError(
         f"{owner}: force must be True, False, None or a list of job names, not {force!r}"
     )
+
+
+def check_paths(job: Any, option: str, value: Any) -> tuple[str, ...]:
+    """File paths or glob patterns (``str`` or ``os.PathLike``, one or several) as strings.
+
+    One path is taken as such, not as the characters of a string. ``job`` is named in the
+    error (only then: naming a job can cost more than the check).
+    """
+    items = [value] if isinstance(value, (str, os.PathLike)) else value
+    try:
+        paths = tuple(map(os.fspath, items))
+    except TypeError:
+        raise ValueError(
+            f"job {job.name!r}: {option} must be file paths or glob patterns (str or "
+            f"os.PathLike), not {value!r}"
+        ) from None
+    if not all(paths):
+        raise ValueError(f"job {job.name!r}: {option} may not hold an empty path: {value!r}")
+    return paths
+
+
+def check_names(job: Any, option: str, value: Any) -> tuple[str, ...]:
+    """Names (one ``str``, or several) as a tuple: one name, not its characters."""
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"job {job.name!r}: {option} must be non-empty strings, not {value!r}")
+    return names

@@ -3,7 +3,8 @@
 A store keeps every run until told otherwise (``jobgraph prune``). What a rerun needs is
 not in old runs: the jobs' last successes (fingerprints, results) are kept apart and stay,
 so pruning never makes a job run again. Only a resume of a deleted run, and its report,
-are lost. A run still going on (its lease live) is never deleted.
+are lost. A run still going on (its lease live, or lapsed less than a lease's length ago)
+is never deleted.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .recorder import LEASE_SECONDS
 from .store.base import RunInfo, Store
 from .store.journal import lease_live
 
@@ -44,8 +46,9 @@ def prune(store: Store, keep: int, *, dry_run: bool = False) -> Pruned:
     """Delete the runs of ``store`` after the newest ``keep`` of each scheduler."""
     runs = store.runs(sys.maxsize)
     old = old_runs(runs, keep)
-    now = time.time()
-    if dry_run:
+    # A lease that lapsed only just now may be a runner late to renew it: kept too.
+    now = time.time() - LEASE_SECONDS
+    if dry_run or not old:
         gone = {r.run_id for r in old if not lease_live(r.owner, r.lease_until, now)}
     else:
         gone = set(store.delete_runs([r.run_id for r in old], now))

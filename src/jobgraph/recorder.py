@@ -18,8 +18,9 @@ import pickle
 import socket
 import time
 import uuid
+from array import array
 from collections.abc import Mapping, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -56,6 +57,7 @@ class Remembered(NamedTuple):
     result: Any
     pickled: bytes | None = None  # the stored bytes of the result, when a store has them
     stamp: str | None = None  # fingerprint.sealed(its stamp); None if the store kept none
+    run_id: str | None = None  # the run that produced the result, when a store has it
 
     @property
     def parts(self) -> dict[str, Any]:
@@ -126,15 +128,25 @@ def _dead_on_this_host(holder: str | None) -> bool:
     return pid is not None and not pid_alive(pid)
 
 
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
+def _list(names: list[str], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def graph_digest(names: Sequence[str], reqs: Sequence[Sequence[int]]) -> str:
     """A SHA-256 of the graph's shape: its jobs' names, in order, and what each requires.
 
     Two runs with one digest ran the same graph (whether its jobs' code, arguments or
-    inputs changed is the fingerprints' part). Pickled, the requirement lists are hashed
-    in one C call: this costs about a millisecond per 10,000 jobs.
+    inputs changed is the fingerprints' part). The requirements go in as machine integers
+    (each job's count, then every index), encoded in C: a few milliseconds for 10,000 jobs.
     """
     sha = hashlib.sha256("\x1e".join(names).encode())
-    sha.update(pickle.dumps(reqs, protocol=4))
+    sha.update(array("q", map(len, reqs)).tobytes())
+    sha.update(array("q", chain.from_iterable(reqs)).tobytes())
     return sha.hexdigest()
 
 
@@ -151,7 +163,7 @@ class Recorder:
         self._owns_store = self.store is not None and self.store is not store_spec
         self.run_id: str | None = None
         self.owner = _owner()
-        self.note: str | None = None  # e.g. "no earlier run to resume"
+        self.notes: list[str] = []  # about the run as a whole, e.g. "no earlier run to resume"
         self._starts: list[JobStart] = []
         self._ends: list[EndBatch] = []
         self._loaded: dict[str, JobEnd] = {}
@@ -192,13 +204,17 @@ class Recorder:
         self._take_lease()
         if found is None:
             return {}
+        self._note_shape(found, shape)
+        self._loaded = store.job_ends(found.run_id)
+        return self._resumed(plan, "")
+
+    def _note_shape(self, found: RunInfo, shape: str) -> None:
+        """Say so when the run resumed was of another graph (older runs have no digest)."""
         if found.graph_digest and found.graph_digest != shape:
-            self.note = (
+            self.notes.append(
                 f"the graph changed since run {found.run_id} started: its jobs are matched "
                 "by name, and the jobs new to it run"
             )
-        self._loaded = store.job_ends(found.run_id)
-        return self._resumed(plan, "")
 
     def _find(self, store: Store, resume: Any) -> RunInfo | None:
         key = "last" if resume is True else str(resume)
@@ -206,7 +222,7 @@ class Recorder:
         if info is None:
             if key != "last":
                 raise StoreError(f"no run {key!r} to resume in the store")
-            self.note = "no earlier run to resume: everything runs"
+            self.notes.append("no earlier run to resume: everything runs")
         return info
 
     def _take_lease(self) -> None:
@@ -226,13 +242,29 @@ class Recorder:
             self.store.renew(self.run_id, self.owner, LEASE_SECONDS, time.time())
 
     def _resumed(self, plan: Plan, prefix: str) -> dict[int, Resumed]:
+        """The jobs that ended well in the run resumed, with their results.
+
+        A job whose result is no longer known (see ``Store.job_ends``) is decided again,
+        and so is every job done after it from its old result: a resume never mixes its
+        new result with ones made from the old.
+        """
         done: dict[int, Resumed] = {}
-        for i, job in enumerate(plan.jobs):
-            end = self._loaded.get(prefix + job.name)
-            if end is not None and end.state in _DONE and end.result != SAME_RESULT:
-                # (A result still SAME_RESULT is lost: the job is decided again.)
-                result = pickle.loads(end.result) if end.result is not None else None
-                done[i] = Resumed(result)
+        lost: set[int] = set()
+        for i in plan.order:  # requirements first
+            end = self._loaded.get(prefix + plan.jobs[i].name)
+            if end is None or end.state not in _DONE:
+                continue
+            if end.result == SAME_RESULT or any(r in lost for r in plan.reqs[i]):
+                lost.add(i)
+                continue
+            done[i] = Resumed(pickle.loads(end.result) if end.result is not None else None)
+        if lost:
+            self.notes.append(
+                f"{_count(len(lost), 'job')} done in the run resumed are decided again: "
+                f"{_list(sorted(prefix + plan.jobs[i].name for i in lost))} (a result they "
+                "need is no longer kept: its success was replaced, and the run that made it "
+                "was deleted)"
+            )
         return done
 
     def resumed_nested(self, plan: Plan, prefix: str) -> dict[int, Resumed]:
@@ -307,7 +339,14 @@ class Recorder:
             result = pickle.loads(success.result) if success.result is not None else None
         except Exception:  # e.g. its class is gone: the job runs again
             return None
-        return Remembered(success.fingerprint, success.parts, result, success.result, success.stamp)
+        return Remembered(
+            success.fingerprint,
+            success.parts,
+            result,
+            success.result,
+            success.stamp,
+            success.run_id,
+        )
 
     def remember(
         self, name: str, fingerprint: str, parts: dict[str, Any], result: Any, stamp: str | None
@@ -320,6 +359,15 @@ class Recorder:
 # A cached job's fingerprint, the parts to keep with its end (None: nothing new), its stamp.
 Print = tuple[str | None, dict[str, Any] | None, str | None]
 
+
+class Kept(NamedTuple):
+    """What a run keeps about its jobs for their records (taken out as they are recorded)."""
+
+    pickled: dict[int, bytes]  # results pickled for the store (none for a result of None)
+    prints: Mapping[int, Print]  # the cached jobs' fingerprints
+    sources: dict[int, Remembered]  # the success each UP_TO_DATE job's result comes from
+
+
 _ATTEMPT = [attrgetter(f) for f in ("_attempts", "_t0", "_t1", "_error", "_returncode", "_note")]
 _NAME = attrgetter("_name_")  # a state's name, without Enum's property (a call per read)
 
@@ -330,16 +378,13 @@ def end_batch(
     core: Core,
     reqs: Sequence[Sequence[int]],
     prefix: str,
-    pickled: dict[int, bytes],
-    prints: Mapping[int, Print],
+    kept: Kept,
 ) -> EndBatch:
     """The store's records of jobs ``ended`` (indices), built a column at a time.
 
     A column is one pass in C (``map`` over getters) rather than a tuple built per job:
-    for runs of short jobs, recording their ends is most of what a store adds.
-    ``pickled``: the results kept for the store (none for a result that is None: it reads
-    back as None), taken out of it; ``prints``: the cached
-    jobs' fingerprints. The causes are the core's (the jobs' own are set at the run's end).
+    for runs of short jobs, recording their ends is most of what a store adds. The causes
+    are the core's (the jobs' own are set at the run's end).
     """
     picked = list(map(jobs.__getitem__, ended))
     # A pass per field: a tuple per job would cost more, in garbage collections too.
@@ -353,14 +398,14 @@ def end_batch(
         names = [prefix + name for name in names]
         required = [tuple([prefix + r for r in req]) for req in required]
         causes = [tuple([prefix + c for c in cause]) for cause in causes]
-    results: list[bytes | None] = list(map(pickled.pop, ended, repeat(None)))
+    results: list[bytes | None] = list(map(kept.pickled.pop, ended, repeat(None)))
     n = len(ended)
     fingerprints: list[str | None] = [None] * n
     parts: list[str | None] = [None] * n
     stamps: list[str | None] = [None] * n
-    if prints:
+    if kept.prints:
         for k, j in enumerate(ended):
-            print_ = prints.get(j)
+            print_ = kept.prints.get(j)
             if print_ is None or print_[0] is None or states[k] not in _SUCCESS_NAMES:
                 continue
             fingerprints[k] = print_[0]
@@ -368,16 +413,38 @@ def end_batch(
                 # Parts go with a success, and with an UP_TO_DATE end whose files were
                 # touched; an unchanged job's match the stored ones.
                 parts[k], stamps[k] = json.dumps(print_[1]), print_[2]
-            elif states[k] == "UP_TO_DATE":
-                results[k] = SAME_RESULT  # its success keeps the result: not stored again
-    # An UP_TO_DATE job brings its stored bytes or refers to its success. Should one ever
-    # come with neither, its result is pickled here rather than kept as None.
+    sources: list[str | None] = [None] * n
     if "UP_TO_DATE" in states:
-        for k, state in enumerate(states):
-            if state == "UP_TO_DATE" and results[k] is None and picked[k]._result is not None:
-                results[k] = pickle.dumps(picked[k]._result)
+        _up_to_date_results(ended, states, picked, kept.sources, (results, fingerprints, parts))
+        sources = [kept.sources.pop(j).run_id if j in kept.sources else None for j in ended]
     columns = [names, states, attempts, t0, t1, error, returncode, results, fingerprints]
-    return EndBatch([*columns, causes, note, parts, required, stamps])
+    return EndBatch([*columns, causes, note, parts, required, stamps, sources])
+
+
+def _up_to_date_results(
+    ended: list[int],
+    states: list[str],
+    picked: list[Job],
+    sources: Mapping[int, Remembered],
+    columns: tuple[list[bytes | None], list[str | None], list[str | None]],
+) -> None:
+    """Fill in the result (and fingerprint) columns of the UP_TO_DATE ends of a batch.
+
+    An end that renews its success (its files were touched: it has parts) brings the
+    stored bytes. Any other refers to the success's result, and keeps neither a copy of it
+    nor of the fingerprint (``SAME_RESULT``; ``Store.job_ends`` reads them back).
+    """
+    results, fingerprints, parts = columns
+    for k, state in enumerate(states):
+        if state != "UP_TO_DATE":
+            continue
+        known = sources.get(ended[k])
+        if known is not None and known.run_id is not None and parts[k] is None:
+            results[k], fingerprints[k] = SAME_RESULT, None
+        elif known is not None and known.pickled is not None:
+            results[k] = known.pickled  # the stored bytes: no new pickling
+        elif picked[k]._result is not None:
+            results[k] = pickle.dumps(picked[k]._result)  # none stored: kept as it is now
 
 
 _SUCCESS_NAMES = frozenset(state.name for state in SUCCESS)

@@ -190,8 +190,8 @@ def _counts(runner: Runner, own: Counter[State]) -> Counter[State]:
 
 def _stored_record(end: Any) -> JobRecord:
     result = None
-    if end.result == SAME_RESULT:  # an up-to-date job's, since replaced by a later success
-        result = "<not kept: the job's success has changed since>"
+    if end.result == SAME_RESULT:  # an up-to-date job's, made by a run since deleted
+        result = "<not kept: the run that made it was deleted>"
     elif end.state in ("SUCCEEDED", "UP_TO_DATE"):
         import pickle
 
@@ -256,7 +256,7 @@ class Report:
             reason=runner.reason,
             abort_cause=runner.core.abort_cause,
             run_id=runner.rec.run_id,
-            notes=[runner.rec.note] if runner.rec.note and runner.parent is None else [],
+            notes=list(runner.rec.notes) if runner.parent is None else [],
         )
 
     @classmethod

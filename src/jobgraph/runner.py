@@ -29,6 +29,7 @@ from .executors.shell import kill_all_groups
 from .job import CORO_FUNCTION, CORO_OBJECT, SHELL, Job
 from .recorder import (
     LEASE_SECONDS,
+    Kept,
     Print,
     Recorder,
     Remembered,
@@ -154,6 +155,7 @@ class Runner(UpToDateChecks, BodyStarter):
         self._shells = False  # whether the graph has commands
         self._digests: dict[int, str | None] = {}
         self._pickled: dict[int, bytes] = {}
+        self._sources: dict[int, Remembered] = {}
         self._remote: Callable[[Job], DaskSession | None] | None = None
 
     # -- the run --------------------------------------------------------------------
@@ -685,7 +687,14 @@ class Runner(UpToDateChecks, BodyStarter):
         elif ended:
             core, prefix = self.core, self.prefix
             self.rec.ended(
-                end_batch(ended, jobs, core, self.plan.reqs, prefix, self._pickled, self._prints)
+                end_batch(
+                    ended,
+                    jobs,
+                    core,
+                    self.plan.reqs,
+                    prefix,
+                    Kept(self._pickled, self._prints, self._sources),
+                )
             )
             if self._shells:
                 for j in ended:

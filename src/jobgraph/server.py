@@ -205,9 +205,9 @@ class Service:
         with self._store() as store:
             info = self._known(store, run_id)
             text = store.output(run_id, job, stream)
-            ended = self._handle(run_id, store).state_of(info) in ENDED or job in store.job_ends(
-                run_id
-            )
+            ended = self._handle(run_id, store).state_of(
+                info
+            ) in ENDED or job in store.recorded_ends(run_id)
         return {"text": text[offset:], "offset": len(text), "ended": ended}
 
     def abort(self, run_id: str) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class UpToDateChecks:
     _prints: dict[int, Print]
     _pickled: dict[int, bytes]
     _digests: dict[int, str | None]
+    _sources: dict[int, Remembered]  # the success each up-to-date job's result comes from
 
     def _skip_if_up_to_date(self, i: int, job: Job) -> bool:
         """The fingerprint check; one that cannot be made means the job runs."""
@@ -148,18 +149,17 @@ class UpToDateChecks:
     def _skip(self, i: int, job: Job, known: Remembered) -> bool:
         """End a cached job as UP_TO_DATE with its remembered result."""
         self._up_to_date_job(i, job, known, _now())
-        if known.pickled is not None and self._prints[i][1] is not None:
-            # Its files were touched: the end renews the success, so it brings the result
-            # (the stored bytes, no new pickling). An unchanged job's end refers to it.
-            self._pickled[i] = known.pickled
         self.core.finish(i, _UP_TO_DATE)
         return True
 
-    @staticmethod
-    def _up_to_date_job(i: int, job: Job, known: Remembered, now: float) -> None:
-        """Give an up-to-date job its remembered result (the core ends it)."""
+    def _up_to_date_job(self, i: int, job: Job, known: Remembered, now: float) -> None:
+        """Give an up-to-date job its remembered result (the core ends it).
+
+        Its end refers to that success rather than keeping a copy (see ``end_batch``).
+        """
         job._result = known.result
         job._t0 = job._t1 = now
+        self._sources[i] = known
 
     def _digest(self, r: int) -> str | None:
         if r not in self._digests:

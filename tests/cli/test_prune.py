@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jobgraph.prune import old_runs
+from jobgraph.prune import old_runs, prune
 from jobgraph.store import RunInfo, SQLiteStore
 from procs import jobgraph_cli
 
@@ -107,3 +107,23 @@ def test_prune_of_a_missing_store_is_a_clear_error(tmp_path: Path):
     missing = jobgraph_cli("prune", cwd=tmp_path)
     assert missing.returncode == 2
     assert "no store at .jobgraph/state.db" in missing.stderr
+
+
+def test_a_run_whose_lease_lapsed_only_just_now_is_kept_as_if_running(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "s.db")
+    now = time.time()
+    for run_id, lapsed in (("late", 5), ("dead", 120), ("newest", None)):
+        store.create_run(RunInfo(run_id=run_id, scheduler="g", started_at=now))
+        if lapsed is not None:  # a lease of 30 s, taken 30 + lapsed seconds ago
+            store.acquire(run_id, "elsewhere:1:x", ttl=30, now=now - 30 - lapsed)
+    pruned = prune(store, keep=1)
+    assert [r.run_id for r in pruned.deleted] == ["dead"]
+    assert [r.run_id for r in pruned.kept_live] == ["late"]
+    assert [r.run_id for r in store.runs()] == ["newest", "late"]
+    assert prune(store, keep=5).deleted == []  # nothing old: nothing written
+
+
+def test_vacuum_with_dry_run_is_refused(folder: Path):
+    jobgraph_cli("run", "g.py", "-q", cwd=folder)
+    refused = jobgraph_cli("prune", "--dry-run", "--vacuum", cwd=folder)
+    assert refused.returncode == 2 and "does nothing with --dry-run" in refused.stderr

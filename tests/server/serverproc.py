@@ -16,19 +16,19 @@ TOKEN = "test-token-123"
 class ServerProcess:
     """A running ``jobgraph serve`` on a free loopback port, working in ``folder``."""
 
-    def __init__(self, folder: Path, *extra: str) -> None:
+    def __init__(self, folder: Path, *extra: str, ctrl_c: bool = False) -> None:
+        """``ctrl_c``: give the server Ctrl-C's usual meaning, even where this test run was
+        started with SIGINT ignored (in the background of a shell), which Python keeps."""
         self.folder = folder
         env = {**os.environ, "JOBGRAPH_TOKEN": TOKEN, "PYTHONPATH": str(Path(__file__).parent)}
+        command = ["-c", _WITH_CTRL_C] if ctrl_c else ["-m", "jobgraph"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jobgraph", "serve", "--port", "0", *extra],
+            [sys.executable, *command, "serve", "--port", "0", *extra],
             cwd=folder,
             env=env,
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
-            # Ctrl-C's usual meaning, even where this test run was given an ignored SIGINT
-            # (started in the background of a shell), which a Python program keeps.
-            preexec_fn=_default_sigint,
         )
         assert self.process.stderr is not None
         line = self.process.stderr.readline()
@@ -41,9 +41,8 @@ class ServerProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
-    def stop(self, signum: int = signal.SIGTERM) -> str:
-        """Stop the server as a service manager would (or with ``signum``); what it printed."""
-        assert self.process.stderr is not None
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        """Stop the server as a service manager would (or with ``signum``)."""
         if self.process.poll() is None:
             self.process.send_signal(signum)
             try:
@@ -51,8 +50,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         time.sleep(0.1)
-        return self.process.stderr.read()
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+_WITH_CTRL_C = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'jobgraph'; from jobgraph.cli import entry; entry()"
+)

@@ -270,7 +270,7 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_successes(url):
         db.execute("INSERT INTO successes VALUES ('build', 'a', 'f', NULL, '{}', 'r0')")
     store = open_store(url)
     try:
-        assert store.last_success("build", "a") == ("f", None, "{}", None)  # no stamp yet
+        assert store.last_success("build", "a") == ("f", None, "{}", None, "r0")  # no stamp yet
     finally:
         store.close()
     assert checkup(url).version == 4

@@ -94,25 +94,33 @@ def test_an_up_to_date_end_with_parts_refreshes_the_success_and_one_without_does
     run(store, "r2")
     store.record("r2", [], [JobEnd("a", "UP_TO_DATE", fingerprint="f")])
     assert store.last_success("build", "a").stamp == "s1"
-    store.record("r2", [], [JobEnd("a", "UP_TO_DATE", fingerprint="f", parts="{}", stamp="s2")])
+    renewed = JobEnd("a", "UP_TO_DATE", fingerprint="f", parts="{}", stamp="s2", result_of="r1")
+    store.record("r2", [], [renewed])
     assert store.last_success("build", "a").stamp == "s2"
-    assert store.successes("build")["a"] == ("f", None, "{}", "s2")
+    # Still the success of the run that produced its result.
+    assert store.successes("build")["a"] == ("f", None, "{}", "s2", "r1")
 
 
-def test_an_up_to_date_end_reads_back_with_its_success_result_while_that_is_unchanged(store):
+def test_an_up_to_date_end_reads_back_its_result_from_the_run_that_made_it(store):
     result = pickle.dumps([1, 2, 3])
     run(store, "r1")
     store.record("r1", [], [JobEnd("a", "SUCCEEDED", fingerprint="f", result=result, parts="{}")])
     run(store, "r2")
-    store.record("r2", [], [JobEnd("a", "UP_TO_DATE", fingerprint="f", result=SAME_RESULT)])
-    assert store.recorded_ends("r2")["a"].result == SAME_RESULT  # kept as a reference
-    assert store.job_ends("r2")["a"].result == result
-    assert store.last_success("build", "a").result == result  # the reference renews nothing
+    refers = JobEnd("a", "UP_TO_DATE", result=SAME_RESULT, result_of="r1")
+    store.record("r2", [], [refers])
+    assert store.recorded_ends("r2")["a"] == refers  # kept as a reference
+    back = store.job_ends("r2")["a"]
+    assert (back.result, back.fingerprint, back.result_of) == (result, "f", "r1")
+    assert store.last_success("build", "a").run_id == "r1"  # a reference renews nothing
 
-    run(store, "r3")  # a new success, of another fingerprint: r2's result is not known
-    store.record("r3", [], [JobEnd("a", "SUCCEEDED", fingerprint="g", result=b"x", parts="{}")])
+    # A later success (forced: the same fingerprint, another result) replaces the stored
+    # one: r2's result is still the one r1 made, read from r1's journal.
+    run(store, "r3")
+    store.record("r3", [], [JobEnd("a", "SUCCEEDED", fingerprint="f", result=b"x", parts="{}")])
+    assert store.job_ends("r2")["a"].result == result
+    # With r1 deleted too, r2's result is no longer known.
+    assert store.delete_runs(["r1"], now=0.0) == ["r1"]
     assert store.job_ends("r2")["a"].result == SAME_RESULT
-    assert store.job_ends("r1")["a"].result == result  # a success keeps its own copy
 
 
 def test_deleting_runs_takes_their_records_and_output_and_keeps_successes_and_live_runs(store):
@@ -191,7 +199,7 @@ def test_a_sqlite_store_of_schema_1_is_migrated_and_keeps_its_successes(tmp_path
     db.commit()
     db.close()
     store = SQLiteStore(tmp_path / "s.db")
-    assert store.last_success("build", "a") == ("f", None, "{}", None)  # no stamp yet
+    assert store.last_success("build", "a") == ("f", None, "{}", None, "r0")  # no stamp yet
     store.close()
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "4"

@@ -32,6 +32,7 @@ class Success(NamedTuple):
     result: bytes | None
     parts: str | None
     stamp: str | None = None  # see fingerprint.sealed (None in older stores)
+    run_id: str | None = None  # the run that produced the result (its journal holds it too)
 
 
 @dataclass
@@ -87,11 +88,13 @@ class JobEnd(NamedTuple):
     parts: str | None = None  # JSON of what the fingerprint covers (see fingerprint.py)
     requires: tuple[str, ...] = ()  # names of its requirements (for reports of past runs)
     stamp: str | None = None  # with parts: the stamp to keep (see fingerprint.sealed)
+    result_of: str | None = None  # UP_TO_DATE: the run that produced its result
 
 
-# The result an up-to-date job's end keeps: its last success's (which has the end's
-# fingerprint), not a copy of it, so that rerunning an unchanged graph does not store every
-# result again. No pickle is empty: this tells it from any result, None's included.
+# The result an up-to-date job's end keeps instead of a copy: "the result that run
+# ``result_of`` produced", which the job's success holds (and that run's journal), so that
+# rerunning an unchanged graph does not store every result and fingerprint again. No
+# pickle is empty: this tells it from any result, None's included.
 SAME_RESULT = b""
 
 
@@ -186,14 +189,14 @@ class Store(abc.ABC):
     def runs(self, limit: int = 50) -> list[RunInfo]:
         """Runs, newest first."""
 
-    @abc.abstractmethod
     def delete_runs(self, run_ids: Sequence[str], now: float) -> list[str]:
         """Delete runs with their job records and output, in one transaction.
 
         A run whose lease is live at ``now`` is kept (it goes on somewhere). The jobs'
         last successes are kept too: they are the current state, not history. Returns
-        the runs deleted.
+        the runs deleted. (A store of its own that cannot delete says so.)
         """
+        raise StoreError(f"{type(self).__name__} cannot delete runs")
 
     def compact(self) -> None:  # noqa: B027 - optional hook
         """Give the space of deleted records back, where the database does not itself."""
@@ -235,9 +238,10 @@ class Store(abc.ABC):
     def job_ends(self, run_id: str) -> dict[str, JobEnd]:
         """Every job end recorded for a run, by job name, results included.
 
-        An up-to-date job's end keeps no copy of its result (see :data:`SAME_RESULT`): it
-        is read from the job's last success, when that still has the end's fingerprint.
-        Otherwise (a later run changed the success) the end keeps ``SAME_RESULT``: its
+        An up-to-date job's end keeps no copy of its result and fingerprint (see
+        :data:`SAME_RESULT`): they are read from the job's success while that is still
+        the one the end refers to, else from the journal of the run that produced it. If
+        that run was deleted too (``jobgraph prune``), the end keeps ``SAME_RESULT``: its
         result is no longer known.
         """
         ends = self.recorded_ends(run_id)
@@ -246,10 +250,21 @@ class Store(abc.ABC):
             return ends
         info = self.find_run("", run_id)
         successes = self.successes(info.scheduler) if info is not None else {}
+        elsewhere: dict[str, list[str]] = {}  # by the run that produced the result
         for name in wanting:
             end, success = ends[name], successes.get(name)
-            if success is not None and success.fingerprint == end.fingerprint:
-                ends[name] = end._replace(result=success.result)
+            if success is not None and success.run_id == end.result_of:
+                ends[name] = end._replace(result=success.result, fingerprint=success.fingerprint)
+            elif end.result_of is not None and end.result_of != run_id:
+                elsewhere.setdefault(end.result_of, []).append(name)
+        for source, names in elsewhere.items():
+            produced = self.recorded_ends(source)
+            for name in names:
+                made = produced.get(name)
+                if made is not None and made.result != SAME_RESULT:
+                    ends[name] = ends[name]._replace(
+                        result=made.result, fingerprint=made.fingerprint
+                    )
         return ends
 
     @abc.abstractmethod

@@ -101,12 +101,13 @@ def new_successes(ends: Sequence[JobEnd], run_id: str) -> list[tuple[Any, ...]]:
 
     That is a success with a fingerprint, or an UP_TO_DATE end that carries parts: its
     inputs were touched but not changed, and their new size and mtime are kept so that the
-    next run need not hash them again. Other UP_TO_DATE ends match the stored success.
+    next run need not hash them again (the success keeps the run that produced its
+    result). Other UP_TO_DATE ends refer to the stored success.
     """
     if isinstance(ends, EndBatch) and _none_new(ends.columns, len(ends)):
         return []  # the common batches, answered without a row
     return [
-        (e.name, e.fingerprint, e.result, e.parts, run_id, e.stamp)
+        (e.name, e.fingerprint, e.result, e.parts, e.result_of or run_id, e.stamp)
         for e in ends
         if e.fingerprint is not None and (e.state == "SUCCEEDED" or e.parts is not None)
     ]
@@ -146,6 +147,11 @@ def check_lease(
 def lease_live(holder: str | None, until: float | None, now: float) -> bool:
     """Whether a run's lease is held and not expired at ``now``."""
     return holder is not None and until is not None and until > now
+
+
+def run_gone(run_id: str) -> RunLockedError:
+    """The error of a runner whose run was deleted under it (pruned while its lease lapsed)."""
+    return RunLockedError(f"run {run_id} is no longer in the store (deleted); this runner stops")
 
 
 def lost_lease(run_id: str) -> RunLockedError:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
-from .journal import check_lease, lease_live, new_successes
+from .journal import check_lease, lease_live, new_successes, run_gone
 
 
 class MemoryStore(Store):
@@ -79,13 +79,15 @@ class MemoryStore(Store):
             del self._leases[run_id]
 
     def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+        if run_id not in self._runs:
+            raise run_gone(run_id)
         self._starts[run_id].extend(starts)
         table = self._ends[run_id]
         scheduler = self._runs[run_id].scheduler
         for end in ends:
             table[end.name] = end
-        for name, fingerprint, result, parts, _, stamp in new_successes(ends, run_id):
-            self._success[(scheduler, name)] = Success(fingerprint, result, parts, stamp)
+        for name, fingerprint, result, parts, source, stamp in new_successes(ends, run_id):
+            self._success[(scheduler, name)] = Success(fingerprint, result, parts, stamp, source)
 
     def job_starts(self, run_id: str) -> list[JobStart]:
         return list(self._starts.get(run_id, ()))

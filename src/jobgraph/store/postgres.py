@@ -18,7 +18,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError
 from .base import Checkup, JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
-from .journal import check_lease, ends_of, lease_live, lost_lease, new_successes, pack, starts_of
+from .journal import (
+    check_lease,
+    ends_of,
+    lease_live,
+    lost_lease,
+    new_successes,
+    pack,
+    run_gone,
+    starts_of,
+)
 
 T = TypeVar("T")
 
@@ -217,6 +226,9 @@ class PostgresStore(Store):
         return [RunInfo(*row) for row in rows]
 
     def delete_runs(self, run_ids: Sequence[str], now: float) -> list[str]:
+        if not run_ids:
+            return []
+
         def delete(db: Any) -> list[str]:
             rows = db.execute(
                 "SELECT run_id, owner, lease_until FROM runs WHERE run_id = ANY(%s) FOR UPDATE",
@@ -279,14 +291,16 @@ class PostgresStore(Store):
         wins = new_successes(ends, run_id)
 
         def write(db: Any) -> None:
-            db.execute(
-                "INSERT INTO journal (run_id, starts, ends) VALUES (%s, %s, %s)",
-                (run_id, packed_starts, packed_ends),
+            added = db.execute(
+                "INSERT INTO journal (run_id, starts, ends) SELECT %s, %s, %s "
+                "WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = %s)",
+                (run_id, packed_starts, packed_ends, run_id),
             )
+            if added.rowcount != 1:
+                raise run_gone(run_id)
             if wins:
-                scheduler = db.execute(
-                    "SELECT scheduler FROM runs WHERE run_id = %s", (run_id,)
-                ).fetchone()[0]
+                found = db.execute("SELECT scheduler FROM runs WHERE run_id = %s", (run_id,))
+                scheduler = found.fetchone()[0]
                 with db.cursor() as cursor:
                     cursor.executemany(
                         "INSERT INTO successes (scheduler, name, fingerprint, result, parts, "
@@ -310,14 +324,15 @@ class PostgresStore(Store):
 
     def successes(self, scheduler: str) -> dict[str, Success]:
         rows = self._read(
-            "SELECT name, fingerprint, result, parts, stamp FROM successes WHERE scheduler = %s",
+            "SELECT name, fingerprint, result, parts, stamp, run_id FROM successes "
+            "WHERE scheduler = %s",
             (scheduler,),
         )
-        return {row[0]: Success(row[1], _bytes(row[2]), row[3], row[4]) for row in rows}
+        return {row[0]: Success(row[1], _bytes(row[2]), *row[3:]) for row in rows}
 
     def last_success(self, scheduler: str, name: str) -> Success | None:
         rows = self._read(
-            "SELECT fingerprint, result, parts, stamp FROM successes "
+            "SELECT fingerprint, result, parts, stamp, run_id FROM successes "
             "WHERE scheduler = %s AND name = %s",
             (scheduler, name),
         )

@@ -17,7 +17,16 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError
 from .base import Checkup, JobEnd, JobStart, RunInfo, Store, Success
-from .journal import check_lease, ends_of, lease_live, lost_lease, new_successes, pack, starts_of
+from .journal import (
+    check_lease,
+    ends_of,
+    lease_live,
+    lost_lease,
+    new_successes,
+    pack,
+    run_gone,
+    starts_of,
+)
 
 T = TypeVar("T")
 
@@ -229,6 +238,9 @@ class SQLiteStore(Store):
         return [RunInfo(*row) for row in rows]
 
     def delete_runs(self, run_ids: Sequence[str], now: float) -> list[str]:
+        if not run_ids:
+            return []  # no write lock taken for nothing
+
         def delete(db: sqlite3.Connection) -> list[str]:
             gone = []
             for run_id in run_ids:
@@ -244,12 +256,21 @@ class SQLiteStore(Store):
         return self._write(delete)
 
     def compact(self) -> None:
-        """VACUUM: rewrite the file without its free pages (a later run would reuse them)."""
-        try:
-            self._db.execute("VACUUM")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {str(self.path)!r}: {exc}") from exc
+        """VACUUM: rewrite the file without its free pages (a later run would reuse them).
+
+        It needs as much free disk as the file takes, and waits out a writer as writes do.
+        """
+        delay = 0.01
+        for attempt in range(_RETRIES):
+            try:
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return
+            except sqlite3.Error as exc:
+                if not _transient(exc) or attempt == _RETRIES - 1:
+                    raise StoreError(f"store {str(self.path)!r}: {exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     # -- ownership ------------------------------------------------------------------
 
@@ -299,14 +320,16 @@ class SQLiteStore(Store):
         wins = new_successes(ends, run_id)
 
         def write(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO journal (run_id, starts, ends) VALUES (?, ?, ?)",
-                (run_id, packed_starts, packed_ends),
+            added = db.execute(
+                "INSERT INTO journal (run_id, starts, ends) SELECT ?, ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ?)",
+                (run_id, packed_starts, packed_ends, run_id),
             )
+            if added.rowcount != 1:
+                raise run_gone(run_id)
             if wins:
-                scheduler = db.execute(
-                    "SELECT scheduler FROM runs WHERE run_id = ?", (run_id,)
-                ).fetchone()[0]
+                found = db.execute("SELECT scheduler FROM runs WHERE run_id = ?", (run_id,))
+                scheduler = found.fetchone()[0]
                 db.executemany(
                     "INSERT OR REPLACE INTO successes (scheduler, name, fingerprint, result, "
                     "parts, run_id, stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -326,14 +349,15 @@ class SQLiteStore(Store):
 
     def successes(self, scheduler: str) -> dict[str, Success]:
         rows = self._read(
-            "SELECT name, fingerprint, result, parts, stamp FROM successes WHERE scheduler = ?",
+            "SELECT name, fingerprint, result, parts, stamp, run_id FROM successes "
+            "WHERE scheduler = ?",
             (scheduler,),
         )
         return {row[0]: Success(*row[1:]) for row in rows}
 
     def last_success(self, scheduler: str, name: str) -> Success | None:
         rows = self._read(
-            "SELECT fingerprint, result, parts, stamp FROM successes "
+            "SELECT fingerprint, result, parts, stamp, run_id FROM successes "
             "WHERE scheduler = ? AND name = ?",
             (scheduler, name),
         )
