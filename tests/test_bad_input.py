@@ -189,6 +189,12 @@ API_CASES = [
         "['in.txt', 3]",
     ),
     api(
+        "inputs-bytes",
+        lambda m: alone(m.job("a", inputs=[b"in.txt"]), m.job("free")),
+        ValueError,
+        "job 'a': inputs must be text paths, not [b'in.txt']",
+    ),
+    api(
         "outputs-an-empty-path",
         lambda m: alone(m.job("a", outputs=[""]), m.job("free")),
         ValueError,

@@ -765,7 +765,7 @@ def test_a_forced_rerun_does_not_change_what_an_earlier_up_to_date_end_shows(tmp
     assert shown_results(store, rerun.run_id)["a"] == "1"
 
 
-def test_a_resume_decides_again_what_was_made_from_a_result_no_longer_kept(tmp_path):
+def test_a_run_whose_up_to_date_results_are_gone_is_not_resumed_but_refused(tmp_path):
     src, store, broken = tmp_path / "in.txt", tmp_path / "s.db", tmp_path / "broken"
     seen: list[tuple[str, int]] = []
 
@@ -782,22 +782,25 @@ def test_a_resume_decides_again_what_was_made_from_a_result_no_longer_kept(tmp_p
 
     src.write_text("one")
     broken.touch()
-    graph().run()
+    first = graph().run()
     failed = graph().run()  # a up to date (the first run's result), b ran, c failed
     src.write_text("three")
     graph().run()  # a new success for a
-    SQLiteStore(store).delete_runs([SQLiteStore(store).runs()[-1].run_id], now=time.time())
+    db = SQLiteStore(store)
+    assert db.delete_runs([first.run_id], now=time.time()) == [first.run_id]
+    db.close()
 
-    # a's result in the failed run came from the deleted run: it is decided again, and b,
-    # made from the old a, runs again with it; c never sees the old b with the new a.
+    # a's result in the failed run is gone: going on would give c the old b with a new a,
+    # or give a second result to jobs of that run. It is refused, and left resumable by
+    # nobody else's lease.
     broken.unlink()
     seen.clear()
-    resumed = graph().run(resume=failed.run_id)
-    assert resumed.ok and seen == [("three", 10)]
-    assert resumed.notes == [
-        "2 jobs done in the run resumed are decided again: a, b (a result they need is no "
-        "longer kept: its success was replaced, and the run that made it was deleted)"
-    ]
+    with pytest.raises(jg.StoreError, match=f"run {failed.run_id} cannot be resumed: the "):
+        graph().run(resume=failed.run_id)
+    assert seen == []
+    shown = shown_results(store, failed.run_id)
+    assert shown["a"] == "<no longer kept: the run that made it was deleted>"
+    assert graph().run().ok and seen == [("three", 10)]  # a new run decides a as usual
 
 
 def test_a_touched_input_keeps_the_result_with_the_renewed_success(tmp_path):

@@ -134,6 +134,8 @@ def check_paths(job: Any, option: str, value: Any) -> tuple[str, ...]:
             f"job {job.name!r}: {option} must be file paths or glob patterns (str or "
             f"os.PathLike), not {value!r}"
         ) from None
+    if not all(isinstance(p, str) for p in paths):  # bytes: os.fspath keeps them
+        raise ValueError(f"job {job.name!r}: {option} must be text paths, not {value!r}")
     if not all(paths):
         raise ValueError(f"job {job.name!r}: {option} may not hold an empty path: {value!r}")
     return paths

@@ -2,9 +2,10 @@
 
 A store keeps every run until told otherwise (``jobgraph prune``). What a rerun needs is
 not in old runs: the jobs' last successes (fingerprints, results) are kept apart and stay,
-so pruning never makes a job run again. Only a resume of a deleted run, and its report,
-are lost. A run still going on (its lease live, or lapsed less than a lease's length ago)
-is never deleted.
+so pruning never makes a job run again. A deleted run can no longer be resumed or shown;
+a kept run whose up-to-date jobs took their results from a deleted run keeps them only
+while those jobs' successes stay the deleted run's (``Store.job_ends``). A run still
+going on (its lease live, or lapsed less than a lease's length ago) is never deleted.
 """
 
 from __future__ import annotations

@@ -128,10 +128,6 @@ def _dead_on_this_host(holder: str | None) -> bool:
     return pid is not None and not pid_alive(pid)
 
 
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
-
-
 def _list(names: list[str], shown: int = 5) -> str:
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
@@ -206,7 +202,26 @@ class Recorder:
             return {}
         self._note_shape(found, shape)
         self._loaded = store.job_ends(found.run_id)
+        self._refuse_lost(found.run_id)
         return self._resumed(plan, "")
+
+    def _refuse_lost(self, run_id: str) -> None:
+        """Refuse to resume a run some of whose up-to-date results are gone.
+
+        Going on would either give its jobs results made from two states of the graph, or
+        give a job of the run a second result under the same run id (which other runs'
+        ends may refer to). A new run decides those jobs as any run does.
+        """
+        lost = sorted(n for n, e in self._loaded.items() if e.result == SAME_RESULT)
+        if not lost:
+            return
+        assert self.store is not None
+        self.store.release(run_id, self.owner)
+        raise StoreError(
+            f"run {run_id} cannot be resumed: the results of {_list(lost)} are no longer "
+            "kept (the run that made them was deleted, and their successes replaced); "
+            "start a new run instead"
+        )
 
     def _note_shape(self, found: RunInfo, shape: str) -> None:
         """Say so when the run resumed was of another graph (older runs have no digest)."""
@@ -242,29 +257,11 @@ class Recorder:
             self.store.renew(self.run_id, self.owner, LEASE_SECONDS, time.time())
 
     def _resumed(self, plan: Plan, prefix: str) -> dict[int, Resumed]:
-        """The jobs that ended well in the run resumed, with their results.
-
-        A job whose result is no longer known (see ``Store.job_ends``) is decided again,
-        and so is every job done after it from its old result: a resume never mixes its
-        new result with ones made from the old.
-        """
         done: dict[int, Resumed] = {}
-        lost: set[int] = set()
-        for i in plan.order:  # requirements first
-            end = self._loaded.get(prefix + plan.jobs[i].name)
-            if end is None or end.state not in _DONE:
-                continue
-            if end.result == SAME_RESULT or any(r in lost for r in plan.reqs[i]):
-                lost.add(i)
-                continue
-            done[i] = Resumed(pickle.loads(end.result) if end.result is not None else None)
-        if lost:
-            self.notes.append(
-                f"{_count(len(lost), 'job')} done in the run resumed are decided again: "
-                f"{_list(sorted(prefix + plan.jobs[i].name for i in lost))} (a result they "
-                "need is no longer kept: its success was replaced, and the run that made it "
-                "was deleted)"
-            )
+        for i, job in enumerate(plan.jobs):
+            end = self._loaded.get(prefix + job.name)
+            if end is not None and end.state in _DONE:  # (none lost: see _refuse_lost)
+                done[i] = Resumed(pickle.loads(end.result) if end.result is not None else None)
         return done
 
     def resumed_nested(self, plan: Plan, prefix: str) -> dict[int, Resumed]:

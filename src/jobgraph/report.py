@@ -191,7 +191,7 @@ def _counts(runner: Runner, own: Counter[State]) -> Counter[State]:
 def _stored_record(end: Any) -> JobRecord:
     result = None
     if end.result == SAME_RESULT:  # an up-to-date job's, made by a run since deleted
-        result = "<not kept: the run that made it was deleted>"
+        result = "<no longer kept: the run that made it was deleted>"
     elif end.state in ("SUCCEEDED", "UP_TO_DATE"):
         import pickle
 

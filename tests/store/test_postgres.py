@@ -273,7 +273,7 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_successes(url):
         assert store.last_success("build", "a") == ("f", None, "{}", None, "r0")  # no stamp yet
     finally:
         store.close()
-    assert checkup(url).version == 4
+    assert checkup(url).version == 5
     with psycopg.connect(server, autocommit=True) as db:
         # Journal batches are stored as they are (compressing them cost more than the rest).
         storage = db.execute(

@@ -145,6 +145,22 @@ def test_deleting_runs_takes_their_records_and_output_and_keeps_successes_and_li
     assert [r.run_id for r in store.runs()] == ["r3"]
 
 
+def test_a_runner_whose_run_was_deleted_is_told_so_at_its_next_write(store):
+    run(store, "r1")
+    store.acquire("r1", "pid-1", ttl=10, now=100)
+    assert store.delete_runs(["r1"], now=200) == ["r1"]  # its lease had lapsed
+    end = JobEnd("a", "SUCCEEDED", fingerprint="f", parts="{}")
+    for write in (
+        lambda: store.record("r1", [], [end]),
+        lambda: store.append_output("r1", "a", "stdout", "text"),
+        lambda: store.renew("r1", "pid-1", 10, 201),
+    ):
+        with pytest.raises(RunLockedError, match="run r1 is no longer in the store"):
+            write()
+    assert store.runs() == [] and store.last_success("build", "a") is None
+    store.finish_run("r1", 202.0, 0, "ok")  # nothing to keep, and no error either
+
+
 def test_output_is_appended_in_order(store):
     run(store)
     store.append_output("r1", "sh", "stdout", "one\n")
@@ -185,7 +201,7 @@ def test_sqlite_file_is_wal_with_a_schema_version(tmp_path):
     SQLiteStore(tmp_path / "s.db").close()
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "4"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "5"
 
 
 def test_a_sqlite_store_of_schema_1_is_migrated_and_keeps_its_successes(tmp_path):
@@ -202,7 +218,7 @@ def test_a_sqlite_store_of_schema_1_is_migrated_and_keeps_its_successes(tmp_path
     assert store.last_success("build", "a") == ("f", None, "{}", None, "r0")  # no stamp yet
     store.close()
     db = sqlite3.connect(tmp_path / "s.db")
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "4"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "5"
 
 
 def test_sqlite_refuses_a_newer_schema(tmp_path):

@@ -153,6 +153,18 @@ class EndBatch(Sequence[JobEnd]):
 
 
 _FIELDS = len(JobEnd._fields)
+_DONE = ("SUCCEEDED", "UP_TO_DATE")
+
+
+def _made(success: Success, end: JobEnd) -> bool:
+    """Whether ``success`` holds the result ``end`` refers to.
+
+    By the run that made it; an end written before ends named it (schema 4 of
+    jobgraph's development) has only the success's fingerprint to go by.
+    """
+    if end.result_of is None:
+        return end.fingerprint is not None and success.fingerprint == end.fingerprint
+    return success.run_id == end.result_of
 
 
 class JobStart(NamedTuple):
@@ -253,7 +265,7 @@ class Store(abc.ABC):
         elsewhere: dict[str, list[str]] = {}  # by the run that produced the result
         for name in wanting:
             end, success = ends[name], successes.get(name)
-            if success is not None and success.run_id == end.result_of:
+            if success is not None and _made(success, end):
                 ends[name] = end._replace(result=success.result, fingerprint=success.fingerprint)
             elif end.result_of is not None and end.result_of != run_id:
                 elsewhere.setdefault(end.result_of, []).append(name)
@@ -261,7 +273,7 @@ class Store(abc.ABC):
             produced = self.recorded_ends(source)
             for name in names:
                 made = produced.get(name)
-                if made is not None and made.result != SAME_RESULT:
+                if made is not None and made.state in _DONE and made.result != SAME_RESULT:
                     ends[name] = ends[name]._replace(
                         result=made.result, fingerprint=made.fingerprint
                     )

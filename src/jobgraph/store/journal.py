@@ -116,7 +116,8 @@ def new_successes(ends: Sequence[JobEnd], run_id: str) -> list[tuple[Any, ...]]:
 def _none_new(columns: Sequence[Sequence[Any]], rows: int) -> bool:
     """Whether a batch has no end with a fingerprint, or no success and no parts to keep.
 
-    The second is an up-to-date rerun's: every end carries its stored fingerprint.
+    The first is an up-to-date rerun's (its ends refer to the successes, without their
+    fingerprints), or a run without cached jobs.
     """
     if columns[_FINGERPRINT].count(None) == rows:
         return True

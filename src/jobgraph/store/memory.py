@@ -37,8 +37,9 @@ class MemoryStore(Store):
         return replace(info, owner=owner, lease_until=until)
 
     def finish_run(self, run_id: str, ended_at: float, exit_code: int, why: str) -> None:
-        run = self._runs[run_id]
-        run.ended_at, run.exit_code, run.why = ended_at, exit_code, why
+        run = self._runs.get(run_id)
+        if run is not None:  # (a run deleted meanwhile has no end to keep, as in SQL)
+            run.ended_at, run.exit_code, run.why = ended_at, exit_code, why
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
         return [self._copy(r) for r in reversed(list(self._runs.values()))][:limit]
@@ -68,6 +69,8 @@ class MemoryStore(Store):
             run.ended_at = run.exit_code = run.why = None
 
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
+        if run_id not in self._runs:
+            raise run_gone(run_id)
         held = self._leases.get(run_id)
         if held is not None and held[0] != owner:
             raise RunLockedError(f"run {run_id}: the lease was lost to {held[0]}", held[0])
@@ -102,6 +105,8 @@ class MemoryStore(Store):
         return self._success.get((scheduler, name))
 
     def append_output(self, run_id: str, name: str, stream: str, text: str) -> None:
+        if run_id not in self._runs:
+            raise run_gone(run_id)
         self._output.setdefault((run_id, name, stream), []).append(text)
 
     def output(self, run_id: str, name: str, stream: str) -> str:

@@ -32,7 +32,7 @@ from .journal import (
 T = TypeVar("T")
 
 INSTALL_HINT = "the PostgreSQL store needs psycopg 3: pip install 'jobgraph[postgres]'"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _RETRIES = 10  # attempts at a statement while the server is unreachable or conflicting
 _MAX_DELAY = 2.0  # seconds: with doubling from 0.05, the budget is about 12 s
 _LOCK_KEY = 0x6A6F6267  # the advisory lock taken while migrating ("jobg")
@@ -40,6 +40,10 @@ _RUN_COLUMNS = (
     "run_id, scheduler, started_at, ended_at, exit_code, why, options, graph_digest, "
     "owner, lease_until"
 )
+
+# A row may go to a run only while it exists; the lock waits out a delete_runs under way
+# (a plain EXISTS would not, and would leave a row of a deleted run behind).
+_RUN_KEPT = "EXISTS (SELECT 1 FROM runs WHERE run_id = %s FOR KEY SHARE)"
 
 _MIGRATIONS: list[str] = [
     """
@@ -94,6 +98,8 @@ _MIGRATIONS: list[str] = [
     """,
     # 4: an up-to-date job's end refers to its success's result instead of keeping a copy
     # (base.SAME_RESULT), which an older jobgraph would not understand: nothing to change.
+    "",
+    # 5: ... by the run that made it (JobEnd.result_of: journal rows of one more column).
     "",
 ]
 
@@ -263,15 +269,17 @@ class PostgresStore(Store):
         self._run(take)
 
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
-        changed = self._run(
-            lambda db: (
-                db.execute(
-                    "UPDATE runs SET lease_until = %s WHERE run_id = %s AND owner = %s",
-                    (now + ttl, run_id, owner),
-                ).rowcount
-            )
-        )
-        if not changed:
+        def extend(db: Any) -> int:
+            found = db.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+            if found is None:
+                raise run_gone(run_id)
+            changed: int = db.execute(
+                "UPDATE runs SET lease_until = %s WHERE run_id = %s AND owner = %s",
+                (now + ttl, run_id, owner),
+            ).rowcount
+            return changed
+
+        if not self._run(extend):
             raise lost_lease(run_id)
 
     def release(self, run_id: str, owner: str) -> None:
@@ -292,8 +300,7 @@ class PostgresStore(Store):
 
         def write(db: Any) -> None:
             added = db.execute(
-                "INSERT INTO journal (run_id, starts, ends) SELECT %s, %s, %s "
-                "WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = %s)",
+                f"INSERT INTO journal (run_id, starts, ends) SELECT %s, %s, %s WHERE {_RUN_KEPT}",
                 (run_id, packed_starts, packed_ends, run_id),
             )
             if added.rowcount != 1:
@@ -341,12 +348,18 @@ class PostgresStore(Store):
     # -- output ---------------------------------------------------------------------
 
     def append_output(self, run_id: str, name: str, stream: str, text: str) -> None:
-        self._run(
-            lambda db: db.execute(
-                "INSERT INTO output (run_id, name, stream, text) VALUES (%s, %s, %s, %s)",
-                (run_id, name, stream, text),
-            )
+        added = self._run(
+            lambda db: (
+                db.execute(
+                    "INSERT INTO output (run_id, name, stream, text) SELECT %s, %s, %s, %s "
+                    f"WHERE {_RUN_KEPT}",
+                    (run_id, name, stream, text, run_id),
+                ).rowcount
+            ),
+            one_statement=True,
         )
+        if added != 1:
+            raise run_gone(run_id)
 
     def output(self, run_id: str, name: str, stream: str) -> str:
         rows = self._read(

@@ -30,7 +30,7 @@ from .journal import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _RETRIES = 8  # attempts at a write that keeps finding the database locked
 _BUSY_MS = 5000
 
@@ -84,6 +84,8 @@ _MIGRATIONS: list[str] = [
     "",
     # 4: an up-to-date job's end refers to its success's result instead of keeping a copy
     # (base.SAME_RESULT), which an older jobgraph would not understand: nothing to change.
+    "",
+    # 5: ... by the run that made it (JobEnd.result_of: journal rows of one more column).
     "",
 ]
 
@@ -294,15 +296,16 @@ class SQLiteStore(Store):
         self._write(take)
 
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
-        changed = self._write(
-            lambda db: (
-                db.execute(
-                    "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ?",
-                    (now + ttl, run_id, owner),
-                ).rowcount
-            )
-        )
-        if not changed:
+        def extend(db: sqlite3.Connection) -> int:
+            found = db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if found is None:
+                raise run_gone(run_id)
+            return db.execute(
+                "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ?",
+                (now + ttl, run_id, owner),
+            ).rowcount
+
+        if not self._write(extend):
             raise lost_lease(run_id)
 
     def release(self, run_id: str, owner: str) -> None:
@@ -366,12 +369,17 @@ class SQLiteStore(Store):
     # -- output ---------------------------------------------------------------------
 
     def append_output(self, run_id: str, name: str, stream: str, text: str) -> None:
-        self._write(
-            lambda db: db.execute(
-                "INSERT INTO output (run_id, name, stream, text) VALUES (?, ?, ?, ?)",
-                (run_id, name, stream, text),
+        added = self._write(
+            lambda db: (
+                db.execute(
+                    "INSERT INTO output (run_id, name, stream, text) SELECT ?, ?, ?, ? "
+                    "WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ?)",
+                    (run_id, name, stream, text, run_id),
+                ).rowcount
             )
         )
+        if added != 1:
+            raise run_gone(run_id)
 
     def output(self, run_id: str, name: str, stream: str) -> str:
         rows = self._read(
