@@ -176,6 +176,20 @@ def test_attach_to_an_unknown_run_is_a_store_error(tmp_path):
         jg.attach("nosuch", store=str(tmp_path / "s.db"))
 
 
+def test_an_abort_while_the_run_sets_up_is_kept_until_the_run_can_take_it(tmp_path):
+    # submit() returns once the run holds its lease, while it still sets up (here, 30,000
+    # jobs): an abort then is kept, not raised in the middle of the set-up (which ended
+    # the process with the run unended and its lease held).
+    async def idle() -> None:
+        await asyncio.sleep(60)
+
+    jobs = [jg.Job(idle, name=f"j{k}") for k in range(30_000)]
+    handle = jg.Scheduler(*jobs, window=2).submit(store=str(tmp_path / "s.db"))
+    handle.abort()
+    assert handle.wait(60) and handle.state == "aborted"
+    assert handle.report().stop_kind == "interrupted"
+
+
 def test_a_handle_made_elsewhere_can_abort_a_run_of_this_machine(tmp_path):
     store = str(tmp_path / "s.db")
     handle = jg.Scheduler(jg.Shell("sleep 34.5", name="long")).submit(store=store)

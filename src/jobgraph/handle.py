@@ -267,13 +267,17 @@ def run_in_child(body: Callable[[], int]) -> None:
     """What a forked run process does, then exits with ``body()``'s exit code.
 
     Its own session (the caller's Ctrl-C and exit do not reach it); SIGINT is a first
-    Ctrl-C (what ``abort()`` sends); its own output goes nowhere; it leaves with
-    ``os._exit``, never running the exit handlers of the process it was forked from.
+    Ctrl-C (what ``abort()`` sends), kept until the run can take it if it comes while the
+    run is still setting up (raised there, it would end the process with the run's lease
+    held and no end recorded); its own output goes nowhere; it leaves with ``os._exit``,
+    never running the exit handlers of the process it was forked from.
     """
     code = 1
     try:
         detach()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        from .runner import defer_interrupt  # imported now: not in a signal handler
+
+        signal.signal(signal.SIGINT, lambda signum, frame: defer_interrupt())
         code = body()
     except BaseException:
         code = 1
