@@ -28,6 +28,7 @@ from .errors import StoreError
 from .procfs import stat_fields
 from .state import SUCCESS, State
 from .store.base import (
+    DONE_STATES,
     SAME_RESULT,
     EndBatch,
     JobEnd,
@@ -260,7 +261,7 @@ class Recorder:
         done: dict[int, Resumed] = {}
         for i, job in enumerate(plan.jobs):
             end = self._loaded.get(prefix + job.name)
-            if end is not None and end.state in _DONE:  # (none lost: see _refuse_lost)
+            if end is not None and end.state in DONE_STATES:  # (none lost: see _refuse_lost)
                 done[i] = Resumed(pickle.loads(end.result) if end.result is not None else None)
         return done
 
@@ -445,7 +446,6 @@ def _up_to_date_results(
 
 
 _SUCCESS_NAMES = frozenset(state.name for state in SUCCESS)
-_DONE = ("SUCCEEDED", "UP_TO_DATE")  # the ends a resume, or a subgraph, takes results from
 
 
 def fetch_outside_results(plan: Plan, store_spec: Any, scheduler: str) -> None:
@@ -472,7 +472,7 @@ def fetch_outside_results(plan: Plan, store_spec: Any, scheduler: str) -> None:
                 continue
             for name, end in store.job_ends(run.run_id).items():
                 dep = wanted.get(name)
-                if dep is not None and end.state in _DONE and end.result != SAME_RESULT:
+                if dep is not None and end.state in DONE_STATES and end.result != SAME_RESULT:
                     dep._result = pickle.loads(end.result) if end.result else None
                     dep._state = State.UP_TO_DATE
                     del wanted[name]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .state import FAILURE, SUCCESS, State
-from .store.base import SAME_RESULT
+from .store.base import DONE_STATES, SAME_RESULT
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -192,7 +192,7 @@ def _stored_record(end: Any) -> JobRecord:
     result = None
     if end.result == SAME_RESULT:  # an up-to-date job's, made by a run since deleted
         result = "<no longer kept: the run that made it was deleted>"
-    elif end.state in ("SUCCEEDED", "UP_TO_DATE"):
+    elif end.state in DONE_STATES:
         import pickle
 
         try:  # a result of None is stored as no bytes

@@ -153,7 +153,7 @@ class EndBatch(Sequence[JobEnd]):
 
 
 _FIELDS = len(JobEnd._fields)
-_DONE = ("SUCCEEDED", "UP_TO_DATE")
+DONE_STATES = ("SUCCEEDED", "UP_TO_DATE")  # the ends whose result a later run may take
 
 
 def _made(success: Success, end: JobEnd) -> bool:
@@ -273,7 +273,7 @@ class Store(abc.ABC):
             produced = self.recorded_ends(source)
             for name in names:
                 made = produced.get(name)
-                if made is not None and made.state in _DONE and made.result != SAME_RESULT:
+                if made is not None and made.state in DONE_STATES and made.result != SAME_RESULT:
                     ends[name] = ends[name]._replace(
                         result=made.result, fingerprint=made.fingerprint
                     )

@@ -104,8 +104,10 @@ def new_successes(ends: Sequence[JobEnd], run_id: str) -> list[tuple[Any, ...]]:
     next run need not hash them again (the success keeps the run that produced its
     result). Other UP_TO_DATE ends refer to the stored success.
     """
-    if isinstance(ends, EndBatch) and _none_new(ends.columns, len(ends)):
-        return []  # the common batches, answered without a row
+    if isinstance(ends, EndBatch) and ends.columns[_FINGERPRINT].count(None) == len(ends):
+        # No end with a fingerprint: a run without cached jobs, or an up-to-date rerun's
+        # (its ends refer to the successes, without their fingerprints). No row built.
+        return []
     return [
         (e.name, e.fingerprint, e.result, e.parts, e.result_of or run_id, e.stamp)
         for e in ends
@@ -113,18 +115,7 @@ def new_successes(ends: Sequence[JobEnd], run_id: str) -> list[tuple[Any, ...]]:
     ]
 
 
-def _none_new(columns: Sequence[Sequence[Any]], rows: int) -> bool:
-    """Whether a batch has no end with a fingerprint, or no success and no parts to keep.
-
-    The first is an up-to-date rerun's (its ends refer to the successes, without their
-    fingerprints), or a run without cached jobs.
-    """
-    if columns[_FINGERPRINT].count(None) == rows:
-        return True
-    return "SUCCEEDED" not in columns[_STATE] and columns[_PARTS].count(None) == rows
-
-
-_FINGERPRINT, _STATE, _PARTS = (JobEnd._fields.index(f) for f in ("fingerprint", "state", "parts"))
+_FINGERPRINT = JobEnd._fields.index("fingerprint")
 
 
 def check_lease(

@@ -269,18 +269,16 @@ class PostgresStore(Store):
         self._run(take)
 
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
-        def extend(db: Any) -> int:
-            found = db.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone()
-            if found is None:
-                raise run_gone(run_id)
-            changed: int = db.execute(
-                "UPDATE runs SET lease_until = %s WHERE run_id = %s AND owner = %s",
-                (now + ttl, run_id, owner),
-            ).rowcount
-            return changed
-
-        if not self._run(extend):
-            raise lost_lease(run_id)
+        changed = self._run(
+            lambda db: (
+                db.execute(
+                    "UPDATE runs SET lease_until = %s WHERE run_id = %s AND owner = %s",
+                    (now + ttl, run_id, owner),
+                ).rowcount
+            )
+        )
+        if not changed:  # taken over, or deleted
+            raise lost_lease(run_id) if self.find_run("", run_id) else run_gone(run_id)
 
     def release(self, run_id: str, owner: str) -> None:
         self._run(

@@ -163,17 +163,25 @@ class SQLiteStore(Store):
 
     def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one immediate transaction; retry while the file is locked."""
+
+        def transaction() -> T:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                value = body(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return value
+
+        return self._retried(transaction)
+
+    def _retried(self, action: Callable[[], T]) -> T:
+        """``action()``, tried again while the file is locked; a StoreError past that."""
         delay = 0.01
         for attempt in range(_RETRIES):
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    value = body(self._db)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-                return value
+                return action()
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
@@ -262,17 +270,8 @@ class SQLiteStore(Store):
 
         It needs as much free disk as the file takes, and waits out a writer as writes do.
         """
-        delay = 0.01
-        for attempt in range(_RETRIES):
-            try:
-                self._db.execute("VACUUM")
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                return
-            except sqlite3.Error as exc:
-                if not _transient(exc) or attempt == _RETRIES - 1:
-                    raise StoreError(f"store {str(self.path)!r}: {exc}") from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+        self._retried(lambda: self._db.execute("VACUUM"))
+        self._retried(lambda: self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
 
     # -- ownership ------------------------------------------------------------------
 
@@ -296,17 +295,16 @@ class SQLiteStore(Store):
         self._write(take)
 
     def renew(self, run_id: str, owner: str, ttl: float, now: float) -> None:
-        def extend(db: sqlite3.Connection) -> int:
-            found = db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if found is None:
-                raise run_gone(run_id)
-            return db.execute(
-                "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ?",
-                (now + ttl, run_id, owner),
-            ).rowcount
-
-        if not self._write(extend):
-            raise lost_lease(run_id)
+        changed = self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ?",
+                    (now + ttl, run_id, owner),
+                ).rowcount
+            )
+        )
+        if not changed:  # taken over, or deleted
+            raise lost_lease(run_id) if self.find_run("", run_id) else run_gone(run_id)
 
     def release(self, run_id: str, owner: str) -> None:
         self._write(
@@ -323,16 +321,17 @@ class SQLiteStore(Store):
         wins = new_successes(ends, run_id)
 
         def write(db: sqlite3.Connection) -> None:
-            added = db.execute(
-                "INSERT INTO journal (run_id, starts, ends) SELECT ?, ?, ? "
-                "WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ?)",
-                (run_id, packed_starts, packed_ends, run_id),
-            )
-            if added.rowcount != 1:
+            # The run's row, read once: it must still be there (not pruned under us), and
+            # names the scheduler whose successes the batch renews.
+            run = db.execute("SELECT scheduler FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if run is None:
                 raise run_gone(run_id)
+            db.execute(
+                "INSERT INTO journal (run_id, starts, ends) VALUES (?, ?, ?)",
+                (run_id, packed_starts, packed_ends),
+            )
             if wins:
-                found = db.execute("SELECT scheduler FROM runs WHERE run_id = ?", (run_id,))
-                scheduler = found.fetchone()[0]
+                scheduler = run[0]
                 db.executemany(
                     "INSERT OR REPLACE INTO successes (scheduler, name, fingerprint, result, "
                     "parts, run_id, stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
