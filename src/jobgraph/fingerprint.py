@@ -274,17 +274,13 @@ def _hash_file(path: str) -> str | None:
     return sha.hexdigest()
 
 
-def stamp_of(
-    job: Job, requirement_digests: Mapping[str, str | None]
-) -> tuple[str | None, dict[str, list[Any]]]:
-    """The job's stamp, and its input files as ``{path: [size, mtime_ns, None]}``.
+def material_of(job: Job) -> tuple[str | None, dict[str, list[Any]]]:
+    """The job's stamp material, and its input files as ``{path: [size, mtime_ns, None]}``.
 
-    The stamp is a digest of everything the fingerprint covers, input files taken by size
-    and mtime: no file is read. Equal stamps mean equal fingerprints, on the trust the
-    fingerprint's own fast path makes (a file whose size and mtime are unchanged has
-    unchanged content), so an unchanged job is known to be up to date without hashing a
-    file or reading its stored parts. None when some part cannot be known (the
-    fingerprint cannot be either).
+    The material is what the stamp covers but the requirements' results, as one text:
+    its name, code, arguments, input files by size and mtime (no file is read) and
+    declared environment variables. None when some part cannot be known (the fingerprint
+    cannot be either). A whole-graph stamp (``graphstamp.py``) is made of these texts.
     """
     inputs = _stat_inputs(job)
     # The plain arguments' text needs no hashing; other arguments give their digest (never
@@ -292,12 +288,7 @@ def stamp_of(
     args = _plain_arguments(job) or _other_arguments(job)
     if args is None:
         return None, inputs
-    fields = ["stamp1", job.name, _job_code(job), args]
-    if requirement_digests:
-        for name, value in sorted(requirement_digests.items()):
-            if value is None:
-                return None, inputs
-            fields.append(f"{name}={value}")
+    fields = ["stamp2", job.name, _job_code(job), args]
     for path, (size, mtime, _) in inputs.items():  # sorted by expand()
         if size is None:
             return None, inputs
@@ -305,7 +296,37 @@ def stamp_of(
     if job.env_keys:
         for key in sorted(job.env_keys):
             fields.append(f"{key}={os.environ.get(key)}")
-    return hashlib.sha256("\x00".join(fields).encode()).hexdigest(), inputs
+    return "\x00".join(fields), inputs
+
+
+def stamp_with(material: str | None, requirement_digests: Mapping[str, str | None]) -> str | None:
+    """The stamp of a job of this ``material`` (see :func:`material_of`) and requirements.
+
+    The stamp is a digest of everything the fingerprint covers, input files taken by size
+    and mtime. Equal stamps mean equal fingerprints, on the trust the fingerprint's own
+    fast path makes (a file whose size and mtime are unchanged has unchanged content), so
+    an unchanged job is known to be up to date without hashing a file or reading its
+    stored parts. None when some part cannot be known.
+    """
+    if material is None:
+        return None
+    text = material
+    if requirement_digests:
+        fields = [material]
+        for name, value in sorted(requirement_digests.items()):
+            if value is None:
+                return None
+            fields.append(f"{name}={value}")
+        text = "\x01".join(fields)  # a separator apart from the material's own
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stamp_of(
+    job: Job, requirement_digests: Mapping[str, str | None]
+) -> tuple[str | None, dict[str, list[Any]]]:
+    """The job's stamp (see :func:`stamp_with`), and its input files (as :func:`material_of`)."""
+    material, inputs = material_of(job)
+    return stamp_with(material, requirement_digests), inputs
 
 
 def sealed(stamp: str, fingerprint: str) -> str:

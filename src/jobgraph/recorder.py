@@ -166,6 +166,7 @@ class Recorder:
         self._loaded: dict[str, JobEnd] = {}
         self._successes: dict[str, Success] | None = None
         self._written: dict[tuple[str, str], int] = {}  # output already kept, per stream
+        self.shape: str | None = None  # the graph's digest (with a store)
 
     @property
     def durable(self) -> bool:
@@ -185,7 +186,7 @@ class Recorder:
             return self._resume_in_memory(plan) if resume else {}
         store = self.store
         found = self._find(store, resume) if resume else None
-        shape = graph_digest(names.frozen(), plan.reqs)
+        self.shape = shape = graph_digest(names.frozen(), plan.reqs)
         self.run_id = found.run_id if found else self.run_id or new_run_id()  # (or submit()'s)
         if found is None:
             options_text = json.dumps(options, default=str)
@@ -308,11 +309,15 @@ class Recorder:
                 self.store.append_output(self.run_id, name, stream, text[done:])
                 self._written[(name, stream)] = len(text)
 
-    def finish(self, ended_at: float, exit_code: int, why: str) -> None:
-        """Record the run's outcome and give the lease up."""
+    def finish(
+        self, ended_at: float, exit_code: int, why: str, graph_stamp: str | None = None
+    ) -> None:
+        """Record the run's outcome and graph stamp (``graphstamp.py``); give the lease up."""
         if self.store is None or self.run_id is None:
             return
         self.flush()
+        if graph_stamp is not None:
+            self.store.keep_graph_stamp(self.run_id, graph_stamp)
         self.store.finish_run(self.run_id, ended_at, exit_code, why)
         self.store.release(self.run_id, self.owner)
 
@@ -324,13 +329,25 @@ class Recorder:
 
     # -- fingerprints ---------------------------------------------------------------
 
+    def successes(self) -> dict[str, Success]:
+        """The scheduler's stored successes (read once per run; a store is needed)."""
+        if self._successes is None:
+            assert self.store is not None
+            self._successes = self.store.successes(self.scheduler.name)
+        return self._successes
+
+    def graph_stamp(self) -> str | None:
+        """The newest graph stamp kept for this scheduler's graph (``graphstamp.py``)."""
+        if self.store is None or self.shape is None:
+            return None
+        return self.store.graph_stamp(self.scheduler.name, self.shape)
+
     def remembered(self, name: str) -> Remembered | None:
         """The last success of a cached job, from the store or from this process."""
         if self.store is None:
             return self.scheduler._memo.get(name)
-        if self._successes is None:  # one read for the whole run, not one per job
-            self._successes = self.store.successes(self.scheduler.name)
-        success = self._successes.get(name)
+        successes = self._successes if self._successes is not None else self.successes()
+        success = successes.get(name)
         if success is None or success.parts is None:
             return None
         try:
@@ -414,7 +431,8 @@ def end_batch(
     sources: list[str | None] = [None] * n
     if "UP_TO_DATE" in states:
         _up_to_date_results(ended, states, picked, kept.sources, (results, fingerprints, parts))
-        sources = [kept.sources.pop(j).run_id if j in kept.sources else None for j in ended]
+        # (Sources stay: the run's graph stamp reads them at its end.)
+        sources = [kept.sources[j].run_id if j in kept.sources else None for j in ended]
     columns = [names, states, attempts, t0, t1, error, returncode, results, fingerprints]
     return EndBatch([*columns, causes, note, parts, required, stamps, sources])
 

@@ -156,6 +156,9 @@ class Runner(UpToDateChecks, BodyStarter):
         self._digests: dict[int, str | None] = {}
         self._pickled: dict[int, bytes] = {}
         self._sources: dict[int, Remembered] = {}
+        self._materials: dict[int, str] = {}
+        self._made: dict[int, tuple[str | None, dict[str, list[Any]]]] = {}
+        self._matched: str | None = None
         self._remote: Callable[[Job], DaskSession | None] | None = None
 
     # -- the run --------------------------------------------------------------------
@@ -754,7 +757,8 @@ class Runner(UpToDateChecks, BodyStarter):
         try:
             if self.store_error is None:
                 report = self.report()
-                self.rec.finish(self.ended_at, report.exit_code, report.why())
+                stamp = self._graph_stamp_to_keep() if report.ok else None
+                self.rec.finish(self.ended_at, report.exit_code, report.why(), stamp)
         except StoreError as exc:
             self.store_error = exc
         finally:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import time
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from . import graphstamp as _graphstamp
 from . import plan as _plan
 from .job import Job
 from .state import State
@@ -21,6 +22,7 @@ from .state import State
 if TYPE_CHECKING:
     from .core import Core
     from .recorder import Print, Recorder, Remembered, Resumed
+    from .runner import Runner
 
 _SUCCEEDED, _UP_TO_DATE = State.SUCCEEDED, State.UP_TO_DATE
 _now = time.time
@@ -41,6 +43,11 @@ class UpToDateChecks:
     _pickled: dict[int, bytes]
     _digests: dict[int, str | None]
     _sources: dict[int, Remembered]  # the success each up-to-date job's result comes from
+    _materials: dict[int, str]  # each cached job's stamp material, as its check used it
+    _made: dict[int, tuple[str | None, dict[str, list[Any]]]]  # materials made at the start
+    _matched: str | None  # the graph stamp that found the whole graph up to date
+    parent: Runner | None
+    _durable: bool
 
     def _skip_if_up_to_date(self, i: int, job: Job) -> bool:
         """The fingerprint check; one that cannot be made means the job runs."""
@@ -55,7 +62,7 @@ class UpToDateChecks:
         _fp = _fingerprints()
         reqs = self.plan.reqs[i]
         requires = {self.jobs[r].name: self._digest(r) for r in reqs} if reqs else {}
-        stamp, inputs, known, unchanged = self._by_stamp(job, requires)
+        stamp, inputs, known, unchanged = self._by_stamp(i, job, requires)
         if unchanged:
             assert known is not None
             # Nothing changed since that success, and no file was read to know it.
@@ -78,7 +85,7 @@ class UpToDateChecks:
         return force is True or (isinstance(force, (list, tuple, set)) and job.name in force)
 
     def _by_stamp(
-        self, job: Job, requires: dict[str, str | None]
+        self, i: int, job: Job, requires: dict[str, str | None]
     ) -> tuple[str | None, dict[str, list[Any]], Remembered | None, bool]:
         """The job's stamp, input files and last success, and whether it is up to date.
 
@@ -86,7 +93,11 @@ class UpToDateChecks:
         parts parsed. Both the start-of-run pass and the check when met ask this first.
         """
         _fp = _fingerprints()
-        stamp, inputs = _fp.stamp_of(job, requires)
+        made = self._made.get(i)  # by the graph stamp's check, in the start-of-run pass
+        material, inputs = made if made is not None else _fp.material_of(job)
+        if material is not None:
+            self._materials[i] = material  # for the graph stamp kept at the run's end
+        stamp = _fp.stamp_with(material, requires)
         known = self.rec.remembered(self.prefix + job.name)
         unchanged = (
             known is not None
@@ -108,6 +119,14 @@ class UpToDateChecks:
         """
         if self.force is True:
             return {}
+        try:
+            whole = self._whole_graph_fresh(plan)
+            return whole if whole is not None else self._fresh_job_by_job(plan)
+        finally:
+            self._made = {}  # a job met later is stamped then: its files may change first
+
+    def _fresh_job_by_job(self, plan: _plan.Plan) -> dict[int, Remembered]:
+        """:meth:`_up_to_date_at_start`, one job at a time (see there)."""
         _fp, jobs, all_reqs, resumed = _fingerprints(), plan.jobs, plan.reqs, self._resumed
         digests = self._digests
         fresh: dict[int, Remembered] = {}
@@ -126,13 +145,77 @@ class UpToDateChecks:
                     if r not in digests:
                         digests[r] = _fp.try_digest(self._known_result(r, fresh))
                     requires[jobs[r].name] = digests[r]
-                _, _, known, unchanged = self._by_stamp(job, requires)
+                _, _, known, unchanged = self._by_stamp(i, job, requires)
                 if unchanged:
                     assert known is not None
                     fresh[i] = known
             except Exception:
                 continue  # decided when met, where a check that fails means the job runs
         return fresh
+
+    def _whole_graph_fresh(self, plan: _plan.Plan) -> dict[int, Remembered] | None:
+        """Every job, when an earlier run's graph stamp matches (``graphstamp.py``); else None.
+
+        Then the jobs are decided one at a time, without making again the materials made
+        here.
+        """
+        rec, shape = self.rec, self.rec.shape
+        if self.parent is not None or shape is None or self._resumed or self.force:
+            return None
+        if not _graphstamp.eligible(plan):
+            return None
+        stored = rec.graph_stamp()
+        if stored is None:
+            return None
+        material_of = _fingerprints().material_of
+        made = self._made = {i: material_of(job) for i, job in enumerate(plan.jobs)}
+        materials = _graphstamp.complete([material for material, _ in made.values()])
+        names = [job.name for job in plan.jobs]
+        kept = _graphstamp.kept_of(rec.successes(), names)
+        if kept is None or materials is None:
+            return None
+        if _graphstamp.graph_stamp(shape, materials, kept) != stored:
+            return None
+        missing_outputs = _fingerprints().missing_outputs
+        if any(job.outputs and missing_outputs(job) for job in plan.jobs):
+            return None
+        known = list(map(rec.remembered, names))
+        if None in known:
+            return None  # a result that cannot be read back: decided job by job
+        self._matched = stored
+        return dict(enumerate(cast("list[Remembered]", known)))
+
+    def _graph_stamp_to_keep(self) -> str | None:
+        """The graph stamp this run leaves for the next (see ``graphstamp.py``), or None.
+
+        Only a run whose every job is cached and ended well, each with the material its
+        stamp was made of and a known success, has one.
+        """
+        if self._matched is not None:
+            return self._matched  # nothing changed: the earlier run's holds
+        plan, rec, shape = self.plan, self.rec, self.rec.shape
+        if self.parent is not None or shape is None or self._resumed:
+            return None
+        if not _graphstamp.eligible(plan):
+            return None
+        states, prints, sources = self.core.state, self._prints, self._sources
+        kept = []
+        for i in range(len(plan.jobs)):
+            print_ = prints.get(i)
+            if print_ is None or print_[0] is None or print_[2] is None:
+                return None
+            state = states[i]
+            if state is _SUCCEEDED and print_[1] is not None:
+                made_by = rec.run_id
+            elif state is _UP_TO_DATE and i in sources:
+                made_by = sources[i].run_id
+            else:
+                return None
+            if made_by is None:
+                return None
+            kept.append((print_[0], print_[2], made_by))
+        materials = _graphstamp.complete(list(map(self._materials.get, range(len(plan.jobs)))))
+        return None if materials is None else _graphstamp.graph_stamp(shape, materials, kept)
 
     def _give_fresh_results(self, now: float) -> None:
         """Give the jobs found up to date at the start their results (the core ends them)."""

@@ -18,6 +18,7 @@ import pytest
 import jobgraph as jg
 from jobgraph.doctor import RunCheck, Verdict, judge_run, to_release
 from jobgraph.store import RunInfo, RunLockedError, open_store
+from jobgraph.store.sqlite import SCHEMA_VERSION
 from procs import jobgraph_cli
 from store import pg
 
@@ -165,7 +166,7 @@ def test_a_healthy_store_after_a_real_run_exits_0(tmp_path: Path):
     assert checked.stdout.splitlines() == [
         "store:      .jobgraph/state.db (SQLite)",
         "integrity:  ok",
-        "schema:     version 5 (current)",
+        f"schema:     version {SCHEMA_VERSION} (current)",
         "runs:       all ended",
         "verdict:    healthy",
     ]
@@ -312,7 +313,8 @@ def test_schema_versions_older_and_newer_are_told_apart_and_left_as_they_are(tmp
     found = doctor("--store", str(newer), cwd=tmp_path)
     assert found.returncode == 2
     assert (
-        "schema:     version 99, newer than this jobgraph's (5): upgrade jobgraph" in found.stdout
+        f"schema:     version 99, newer than this jobgraph's ({SCHEMA_VERSION}): upgrade jobgraph"
+        in found.stdout
     )
 
 
@@ -324,7 +326,10 @@ def test_a_postgres_store_is_checked_and_its_dead_runs_released(tmp_path: Path):
         small_graph().run(store=url)
         healthy = doctor("--store", url, cwd=tmp_path)
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-        assert "(PostgreSQL)" in healthy.stdout and "version 5 (current)" in healthy.stdout
+        assert (
+            "(PostgreSQL)" in healthy.stdout
+            and f"version {SCHEMA_VERSION} (current)" in healthy.stdout
+        )
 
         run_id = held_run(url, f"{HOST}:{dead_pid()}:gone")
         found = doctor("--store", url, cwd=tmp_path)

@@ -258,7 +258,7 @@ def test_a_run_on_postgresql_can_go_to_the_background(url):
 def test_a_store_of_schema_1_is_migrated_and_keeps_its_successes(url):
     import psycopg
 
-    from jobgraph.store.postgres import _MIGRATIONS, checkup, split_schema
+    from jobgraph.store.postgres import _MIGRATIONS, SCHEMA_VERSION, checkup, split_schema
 
     server, schema = split_schema(url)
     with psycopg.connect(server, autocommit=True) as db:
@@ -273,7 +273,7 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_successes(url):
         assert store.last_success("build", "a") == ("f", None, "{}", None, "r0")  # no stamp yet
     finally:
         store.close()
-    assert checkup(url).version == 5
+    assert checkup(url).version == SCHEMA_VERSION
     with psycopg.connect(server, autocommit=True) as db:
         # Journal batches are stored as they are (compressing them cost more than the rest).
         storage = db.execute(

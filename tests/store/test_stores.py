@@ -19,6 +19,7 @@ from jobgraph.store import (
     open_store,
 )
 from jobgraph.store.base import SAME_RESULT
+from jobgraph.store.sqlite import SCHEMA_VERSION
 from store import pg
 
 
@@ -49,6 +50,22 @@ def test_runs_are_listed_newest_first_and_found_by_id_or_last(store):
     assert store.find_run("build", "r1").scheduler == "build"
     assert store.find_run("build", "nope") is None
     assert store.find_run("missing", "last") is None
+
+
+def test_the_newest_graph_stamp_of_a_scheduler_and_graph_is_found(store):
+    for run_id, scheduler, digest in [("r1", "b", "g1"), ("r2", "b", "g1"), ("r3", "b", "g2")]:
+        store.create_run(RunInfo(run_id, scheduler, 1.0, graph_digest=digest))
+    store.create_run(RunInfo("x1", "other", 1.0, graph_digest="g1"))
+    assert store.graph_stamp("b", "g1") is None  # none kept yet
+    store.keep_graph_stamp("r1", "s1")
+    store.keep_graph_stamp("r3", "s3")
+    store.keep_graph_stamp("x1", "sx")
+    assert store.graph_stamp("b", "g1") == "s1"  # r2 kept none: the newest that did
+    store.keep_graph_stamp("r2", "s2")
+    assert (store.graph_stamp("b", "g1"), store.graph_stamp("b", "g2")) == ("s2", "s3")
+    assert store.graph_stamp("other", "g2") is None
+    store.delete_runs(["r2"], now=0.0)
+    assert store.graph_stamp("b", "g1") == "s1"  # a deleted run's goes with it
 
 
 def test_finish_run_records_the_outcome(store):
@@ -201,7 +218,9 @@ def test_sqlite_file_is_wal_with_a_schema_version(tmp_path):
     SQLiteStore(tmp_path / "s.db").close()
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "5"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(
+        SCHEMA_VERSION
+    )
 
 
 def test_a_sqlite_store_of_schema_1_is_migrated_and_keeps_its_successes(tmp_path):
@@ -218,7 +237,9 @@ def test_a_sqlite_store_of_schema_1_is_migrated_and_keeps_its_successes(tmp_path
     assert store.last_success("build", "a") == ("f", None, "{}", None, "r0")  # no stamp yet
     store.close()
     db = sqlite3.connect(tmp_path / "s.db")
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "5"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(
+        SCHEMA_VERSION
+    )
 
 
 def test_sqlite_refuses_a_newer_schema(tmp_path):

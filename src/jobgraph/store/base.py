@@ -210,6 +210,19 @@ class Store(abc.ABC):
         """
         raise StoreError(f"{type(self).__name__} cannot delete runs")
 
+    def keep_graph_stamp(self, run_id: str, stamp: str) -> None:  # noqa: B027 - optional
+        """Keep the graph stamp a run ended with (see ``graphstamp.py``).
+
+        A store that keeps none makes every rerun decide its jobs one at a time.
+        """
+
+    def graph_stamp(self, scheduler: str, graph_digest: str) -> str | None:
+        """The graph stamp of the newest run of this scheduler and graph that kept one.
+
+        The graph is named by its :attr:`RunInfo.graph_digest`. None if no run kept one.
+        """
+        return None
+
     def compact(self) -> None:  # noqa: B027 - optional hook
         """Give the space of deleted records back, where the database does not itself."""
 

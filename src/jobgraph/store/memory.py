@@ -19,6 +19,7 @@ class MemoryStore(Store):
         self._success: dict[tuple[str, str], Success] = {}
         self._output: dict[tuple[str, str, str], list[str]] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._stamps: dict[str, str] = {}  # graph stamps, by run
 
     def create_run(self, info: RunInfo) -> None:
         self._runs[info.run_id] = replace(info)
@@ -41,13 +42,25 @@ class MemoryStore(Store):
         if run is not None:  # (a run deleted meanwhile has no end to keep, as in SQL)
             run.ended_at, run.exit_code, run.why = ended_at, exit_code, why
 
+    def keep_graph_stamp(self, run_id: str, stamp: str) -> None:
+        if run_id in self._runs:
+            self._stamps[run_id] = stamp
+
+    def graph_stamp(self, scheduler: str, graph_digest: str) -> str | None:
+        for run in reversed(list(self._runs.values())):
+            if (run.scheduler, run.graph_digest) != (scheduler, graph_digest):
+                continue
+            if run.run_id in self._stamps:
+                return self._stamps[run.run_id]
+        return None
+
     def runs(self, limit: int = 50) -> list[RunInfo]:
         return [self._copy(r) for r in reversed(list(self._runs.values()))][:limit]
 
     def delete_runs(self, run_ids: Sequence[str], now: float) -> list[str]:
         gone = [r for r in run_ids if r in self._runs and not self._live(r, now)]
         for run_id in gone:
-            for table in (self._runs, self._ends, self._starts, self._leases):
+            for table in (self._runs, self._ends, self._starts, self._leases, self._stamps):
                 table.pop(run_id, None)
         if gone:
             dropped = set(gone)

@@ -32,7 +32,7 @@ from .journal import (
 T = TypeVar("T")
 
 INSTALL_HINT = "the PostgreSQL store needs psycopg 3: pip install 'jobgraph[postgres]'"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _RETRIES = 10  # attempts at a statement while the server is unreachable or conflicting
 _MAX_DELAY = 2.0  # seconds: with doubling from 0.05, the budget is about 12 s
 _LOCK_KEY = 0x6A6F6267  # the advisory lock taken while migrating ("jobg")
@@ -101,6 +101,8 @@ _MIGRATIONS: list[str] = [
     "",
     # 5: ... by the run that made it (JobEnd.result_of: journal rows of one more column).
     "",
+    # 6: a run keeps its graph stamp (see graphstamp.py).
+    "ALTER TABLE runs ADD COLUMN graph_stamp TEXT",
 ]
 
 
@@ -226,6 +228,21 @@ class PostgresStore(Store):
                 (ended_at, exit_code, why, run_id),
             )
         )
+
+    def keep_graph_stamp(self, run_id: str, stamp: str) -> None:
+        self._run(
+            lambda db: db.execute(
+                "UPDATE runs SET graph_stamp = %s WHERE run_id = %s", (stamp, run_id)
+            )
+        )
+
+    def graph_stamp(self, scheduler: str, graph_digest: str) -> str | None:
+        rows = self._read(
+            "SELECT graph_stamp FROM runs WHERE scheduler = %s AND graph_digest = %s "
+            "AND graph_stamp IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            (scheduler, graph_digest),
+        )
+        return str(rows[0][0]) if rows else None
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
         rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY seq DESC LIMIT %s", (limit,))

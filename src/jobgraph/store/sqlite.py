@@ -30,7 +30,7 @@ from .journal import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _RETRIES = 8  # attempts at a write that keeps finding the database locked
 _BUSY_MS = 5000
 
@@ -87,6 +87,8 @@ _MIGRATIONS: list[str] = [
     "",
     # 5: ... by the run that made it (JobEnd.result_of: journal rows of one more column).
     "",
+    # 6: a run keeps its graph stamp (see graphstamp.py).
+    "ALTER TABLE runs ADD COLUMN graph_stamp TEXT",
 ]
 
 
@@ -238,6 +240,21 @@ class SQLiteStore(Store):
                 (ended_at, exit_code, why, run_id),
             )
         )
+
+    def keep_graph_stamp(self, run_id: str, stamp: str) -> None:
+        self._write(
+            lambda db: db.execute(
+                "UPDATE runs SET graph_stamp = ? WHERE run_id = ?", (stamp, run_id)
+            )
+        )
+
+    def graph_stamp(self, scheduler: str, graph_digest: str) -> str | None:
+        rows = self._read(
+            "SELECT graph_stamp FROM runs WHERE scheduler = ? AND graph_digest = ? "
+            "AND graph_stamp IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            (scheduler, graph_digest),
+        )
+        return str(rows[0][0]) if rows else None
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
         rows = self._read(

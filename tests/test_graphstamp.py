@@ -1,0 +1,250 @@
+"""The graph stamp: a rerun of an unchanged graph is decided by one comparison, and that
+decision is always the one the jobs' own checks would make."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import jobgraph as jg
+from jobgraph import fingerprint
+from jobgraph.store import MemoryStore, SQLiteStore
+from store import pg
+
+_draws = itertools.count()
+
+
+class Ledger:
+    """Which jobs ran (plain functions run in threads: list.append is atomic)."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def read(self, name: str) -> Callable[[str], str]:
+        def body(path: str) -> str:
+            self.ran.append(name)
+            return Path(path).read_text()
+
+        body.__name__ = body.__qualname__ = "read"
+        return body
+
+    def upper(self, name: str) -> Callable[..., str]:
+        def body(text: str, *rest: object) -> str:
+            self.ran.append(name)
+            return text.upper()
+
+        body.__name__ = body.__qualname__ = "upper"
+        return body
+
+    def lower(self, name: str) -> Callable[..., str]:
+        def body(text: str, *rest: object) -> str:
+            self.ran.append(name)
+            return text.lower()
+
+        body.__name__ = body.__qualname__ = "upper"  # the same name, other code
+        return body
+
+    def draw(self, name: str) -> Callable[[], int]:
+        def body() -> int:
+            self.ran.append(name)
+            return next(_draws)  # another result at each run
+
+        body.__name__ = body.__qualname__ = "draw"
+        return body
+
+    def write(self, name: str) -> Callable[[str, int], str]:
+        def body(text: str, number: int) -> str:
+            self.ran.append(name)
+            Path("out.txt").write_text(f"{text} {number}")
+            return "out.txt"
+
+        body.__name__ = body.__qualname__ = "write"
+        return body
+
+
+def graph(
+    ledger: Ledger,
+    store: object,
+    *,
+    arg: int = 1,
+    lower: bool = False,
+    extra: bool = False,
+    only_draw: bool = False,
+) -> jg.Scheduler:
+    """read(a.txt) -> upper -> write(out.txt) <- draw, with environment and arguments."""
+    draw = jg.Job(ledger.draw("draw"), cache=True, name="draw")
+    if only_draw:  # another graph under the same scheduler name
+        return jg.Scheduler(draw, name="g", store=store)
+    read = jg.Job(ledger.read("read"), "a.txt", inputs="a.txt", name="read")
+    body = ledger.lower("upper") if lower else ledger.upper("upper")
+    upper = jg.Job(body, read, arg, cache=True, env_keys="JG_TEST_FLAVOUR", name="upper")
+    write = jg.Job(ledger.write("write"), upper, draw, outputs="out.txt", name="write")
+    jobs = [read, upper, draw, write]
+    if extra:
+        jobs.append(jg.Job(ledger.upper("extra"), read, cache=True, name="extra"))
+    return jg.Scheduler(*jobs, name="g", store=store)
+
+
+def run(store: object, **options: object) -> tuple[dict[str, str], list[str]]:
+    """One run of the graph in the working folder: each job's state, and what ran."""
+    force = options.pop("force", None)
+    ledger = Ledger()
+    report = graph(ledger, store, **options).run(force=force)  # type: ignore[arg-type]
+    assert report.ok, report.why()
+    return {job.name: job.state.name for job in report.jobs}, sorted(ledger.ran)
+
+
+def _edit(path: str, text: str | None = None) -> None:
+    """Change a file's content (or, without text, only its time)."""
+    if text is not None:
+        Path(path).write_text(text)
+    info = os.stat(path)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 5_000_000_000))
+
+
+# Each change is made to a folder where the graph ran once; some run other graphs first.
+CHANGES: dict[str, Callable[[], dict[str, object]]] = {
+    "nothing": lambda: {},
+    "input touched, same content": lambda: _edit("a.txt") or {},
+    "input edited": lambda: _edit("a.txt", "other text") or {},
+    "argument": lambda: {"arg": 2},
+    "code": lambda: {"lower": True},
+    "environment": lambda: os.environ.__setitem__("JG_TEST_FLAVOUR", "salt") or {},
+    "output deleted": lambda: os.remove("out.txt") or {},
+    "a job added": lambda: {"extra": True},
+    "forced": lambda: {"force": True},
+    "one job forced": lambda: {"force": ["upper"]},
+}
+
+
+def _between(store: object, **options: object) -> dict[str, object]:
+    run(store, **options)
+    return {}
+
+
+DRAW_ALONE = "draw forced alone (a new result for a requirement)"
+# Changes made by another run under the same scheduler name, before the graph runs again.
+BETWEEN: dict[str, Callable[[object], dict[str, object]]] = {
+    # The same shape, another argument: that run keeps a graph stamp of its own.
+    "a run of the same shape with another argument": lambda store: _between(store, arg=3),
+    # Another shape: the rerun finds this graph's stamp, but a success it names is gone.
+    DRAW_ALONE: lambda store: _between(store, only_draw=True, force=True),
+    "a run with one more job": lambda store: _between(store, extra=True),
+}
+
+
+def _decide(folder: Path, stamps: bool, options: dict[str, object], monkeypatch) -> object:
+    monkeypatch.chdir(folder)
+    with monkeypatch.context() as patch:
+        if not stamps:
+            patch.setattr(SQLiteStore, "graph_stamp", lambda self, scheduler, digest: None)
+        return run(folder / "state.db", **options)
+
+
+def _agree(tmp_path: Path, monkeypatch, change: Callable[[], dict[str, object]]) -> object:
+    """Decide the rerun after ``change`` with graph stamps and without (each in its own copy
+    of the folder, files and store alike); both must run the same jobs to the same ends."""
+    monkeypatch.setenv("JG_TEST_FLAVOUR", "plain")  # (put back after the test)
+    folder = tmp_path / "with"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    Path("a.txt").write_text("some text")
+    run(folder / "state.db")
+    options = change()
+    shutil.copytree(folder, tmp_path / "without")  # times kept to the nanosecond
+    with_stamps = _decide(folder, True, options, monkeypatch)
+    without = _decide(tmp_path / "without", False, options, monkeypatch)
+    assert with_stamps == without
+    return with_stamps
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
+def test_a_rerun_decides_as_its_jobs_own_checks_do(tmp_path, monkeypatch, change):
+    decided = _agree(tmp_path, monkeypatch, CHANGES[change])
+    if change == "nothing":
+        assert decided == ({n: "UP_TO_DATE" for n in ("read", "upper", "draw", "write")}, [])
+
+
+@pytest.mark.parametrize("between", list(BETWEEN), ids=list(BETWEEN))
+def test_a_rerun_after_another_graphs_run_decides_as_its_jobs_own_checks_do(
+    tmp_path, monkeypatch, between
+):
+    store = tmp_path / "with" / "state.db"
+    _agree(tmp_path, monkeypatch, lambda: BETWEEN[between](store))
+
+
+def test_a_requirement_rerun_alone_makes_what_used_its_result_run_again(tmp_path, monkeypatch):
+    # The case the successes in the stamp are for: nothing of the graph's own changed.
+    store = tmp_path / "with" / "state.db"
+    states, ran = _agree(tmp_path, monkeypatch, lambda: BETWEEN[DRAW_ALONE](store))
+    assert ran == ["write"] and states["draw"] == "UP_TO_DATE"
+
+
+def _stamps_made(monkeypatch) -> list[int]:
+    made: list[int] = []
+    original = fingerprint.stamp_with
+
+    def counted(*args: object) -> str | None:
+        made.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fingerprint, "stamp_with", counted)
+    return made
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory store", "postgres"])
+def test_an_unchanged_rerun_makes_no_stamp_of_any_job(tmp_path, monkeypatch, kind):
+    if kind == "postgres":
+        with pg.fresh_schema() as url:
+            _unchanged_rerun(tmp_path, monkeypatch, url)
+    else:
+        _unchanged_rerun(
+            tmp_path, monkeypatch, tmp_path / "state.db" if kind == "sqlite" else MemoryStore()
+        )
+
+
+def _unchanged_rerun(tmp_path: Path, monkeypatch, store: object) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JG_TEST_FLAVOUR", "plain")
+    Path("a.txt").write_text("some text")
+    run(store)
+    made = _stamps_made(monkeypatch)
+    ledger = Ledger()
+    scheduler = graph(ledger, store)
+    report = scheduler.run()
+    assert made == [] and ledger.ran == []
+    assert {job.name: job.result() for job in scheduler.jobs if job.name != "draw"} == {
+        "read": "some text",
+        "upper": "SOME TEXT",
+        "write": "out.txt",
+    }
+    assert report.counts == {jg.State.UP_TO_DATE: 4}
+    Path("a.txt").write_text("changed")  # then the jobs are decided one by one again
+    _, ran = run(store)
+    assert made and ran == ["read", "upper", "write"]
+
+
+def test_only_a_run_whose_every_job_is_cached_and_ended_well_keeps_a_graph_stamp(tmp_path):
+    store = tmp_path / "s.db"
+
+    def keeps(*jobs: jg.Job) -> bool:
+        report = jg.Scheduler(*jobs, name="k", store=store).run()
+        found = SQLiteStore(store)
+        try:
+            last = found.find_run("k", report.run_id)
+            assert last is not None
+            return found.graph_stamp("k", last.graph_digest) is not None
+        finally:
+            found.close()
+
+    def fails() -> None:
+        raise ValueError("no")
+
+    assert keeps(jg.Job(str.upper, "a", cache=True, name="a"))
+    assert not keeps(jg.Job(str.upper, "b", name="b"))  # not cached: it always runs
+    assert not keeps(jg.Job(fails, cache=True, name="c"))
