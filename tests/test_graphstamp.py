@@ -3,6 +3,7 @@ decision is always the one the jobs' own checks would make."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import shutil
@@ -248,3 +249,54 @@ def test_only_a_run_whose_every_job_is_cached_and_ended_well_keeps_a_graph_stamp
     assert keeps(jg.Job(str.upper, "a", cache=True, name="a"))
     assert not keeps(jg.Job(str.upper, "b", name="b"))  # not cached: it always runs
     assert not keeps(jg.Job(fails, cache=True, name="c"))
+
+
+async def _coro_job(x: int) -> int:
+    return x
+
+
+def test_the_materials_of_a_graph_are_each_jobs_own(tmp_path):
+    # materials_of makes the usual jobs' materials in a loop of its own: the same texts.
+    (tmp_path / "in.txt").write_text("x")
+    (tmp_path / "b.txt").write_text("y")
+    (tmp_path / "dir").mkdir()
+    folder, inp = str(tmp_path), str(tmp_path / "in.txt")
+    jobs = [
+        jg.Job(str.upper, "a", cache=True, name="plain"),
+        jg.Job(len, inp, inputs=inp, name="one input"),
+        jg.Job(len, inp, inputs=[inp, str(tmp_path / "b.txt")], name="two inputs"),
+        jg.Job(len, 1, 2.5, None, True, inputs=f"{folder}/*.txt", name="pattern"),
+        jg.Job(len, inputs=str(tmp_path / "gone.txt"), name="missing input"),
+        jg.Job(len, inputs=str(tmp_path / "dir"), name="a folder"),
+        jg.Job(len, [1, 2], cache=True, name="a list"),
+        jg.Job(dict, a=1, cache=True, name="keywords"),
+        jg.Job(str.upper, "a", cache=True, env_keys=["HOME", "JG_NONE"], name="env"),
+        jg.Job(_coro_job, 3, cache=True, name="coroutine function"),
+        jg.Job(functools.partial(len, "ab"), cache=True, name="partial"),
+        jg.Job(_coro_job(4), cache=True, name="coroutine object"),
+        jg.Shell("echo hi", inputs=inp, cwd=folder, name="shell"),
+    ]
+    try:
+        materials = [fingerprint.material_of(job)[0] for job in jobs]
+        assert fingerprint.materials_of(jobs) == materials
+        assert materials.count(None) == 3  # the coroutine object's, a missing file's, a folder's
+
+    finally:
+        jobs[-2]._fn.close()
+
+
+def test_every_remembered_success_at_once_is_each_ones_own(tmp_path, monkeypatch):
+    from jobgraph.recorder import Recorder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JG_TEST_FLAVOUR", "plain")
+    Path("a.txt").write_text("some text")
+    run(tmp_path / "state.db")
+    recorder = Recorder(graph(Ledger(), None), tmp_path / "state.db")
+    names = ["read", "upper", "draw", "write"]
+    try:
+        each = [recorder.remembered(name) for name in names]
+        assert recorder.remembered_all(names) == each and None not in each
+        assert recorder.remembered_all([*names, "never ran"]) is None
+    finally:
+        recorder.close()

@@ -75,7 +75,7 @@ def _verdict(
             [f"requirement {name!r} runs first (decided when it ends)" for name in running]
         )
     requires = {plan.jobs[r].name: digests[r] for r in plan.reqs[i]}
-    before = known.parts if known else None
+    before = recorder.parts(job.name, known) if known else None
     parts = _fp.parts_of(job, requires, before)
     reasons = _fp.differences(parts, before)
     reasons += [f"output {path} missing" for path in _fp.missing_outputs(job)]

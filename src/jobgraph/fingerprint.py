@@ -24,10 +24,10 @@ import pathlib
 import pickle
 import stat
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .job import SHELL, Job
+from .job import CORO_FUNCTION, FUNCTION, SHELL, Job
 
 Parts = dict[str, Any]
 
@@ -297,6 +297,57 @@ def material_of(job: Job) -> tuple[str | None, dict[str, list[Any]]]:
         for key in sorted(job.env_keys):
             fields.append(f"{key}={os.environ.get(key)}")
     return "\x00".join(fields), inputs
+
+
+def materials_of(jobs: Sequence[Job]) -> list[str | None]:
+    """The stamp material of each job (see :func:`material_of`), the usual jobs' in one loop.
+
+    The usual job (a function of positional arguments of plain types, with at most one
+    input file named without a pattern, and no environment keys) has its material made
+    here, the same text :func:`material_of` makes, without its calls and with no record
+    of its files kept: a whole graph's materials are made at every rerun. Any other job
+    goes through :func:`material_of`.
+    """
+    made: list[str | None] = []
+    append, stat_, simple = made.append, os.stat, _SIMPLE
+    for job in jobs:
+        args, paths, fn = job._args, job.inputs, job._fn
+        if (
+            job._kind not in _USUAL_KINDS
+            or job._kwargs
+            or job.env_keys
+            or type(fn) is functools.partial
+            or len(paths) > 1
+            or not all([type(a) in simple for a in args])
+        ):
+            append(material_of(job)[0])
+            continue
+        try:
+            code = _code_digest(fn)
+        except TypeError:
+            append(material_of(job)[0])  # an unhashable callable
+            continue
+        head = f"stamp2\x00{job.name}\x00{code}\x00list:2[tuple:{args!r};dict:0{{}}]"
+        if not paths:
+            append(head)
+            continue
+        path = paths[0]
+        if "*" in path or "?" in path or "[" in path:  # glob's magic characters
+            append(material_of(job)[0])
+            continue
+        try:
+            info = stat_(path)
+        except OSError:
+            append(None)  # missing: no stamp
+            continue
+        if info.st_mode & _FILE_TYPE != _REGULAR:
+            append(None)  # a folder or a special file counts as missing
+            continue
+        append(f"{head}\x00{path}={info.st_size}:{info.st_mtime_ns}")
+    return made
+
+
+_USUAL_KINDS = frozenset({FUNCTION, CORO_FUNCTION})
 
 
 def stamp_with(material: str | None, requirement_digests: Mapping[str, str | None]) -> str | None:

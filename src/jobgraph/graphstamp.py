@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     from .plan import Plan
     from .store.base import Success
 
-# What a graph stamp takes of each job's success: fingerprint, stamp, the result's run.
-Kept = tuple[str, str, str]
-
 _STAMPED_KINDS = frozenset({FUNCTION, CORO_FUNCTION, SHELL})  # kinds with a material
 
 
@@ -51,26 +48,31 @@ def eligible(plan: Plan) -> bool:
     return True
 
 
-def graph_stamp(shape: str, materials: Sequence[str], kept: Sequence[Kept]) -> str:
+def graph_stamp(shape: str, materials: Sequence[str], kept: Sequence[str]) -> str:
     """The digest of a graph's ``shape``, its jobs' ``materials`` and ``kept`` successes.
 
-    Both lists are in the plan's job order.
+    Both lists are in the plan's job order; ``kept`` as :func:`kept_text` gives them.
     """
     sha = hashlib.sha256(shape.encode())
     sha.update(b"\x1d")
     sha.update("\x1e".join(materials).encode())
     sha.update(b"\x1d")
-    sha.update("\x1e".join(["\x00".join(row) for row in kept]).encode())
+    sha.update("\x1e".join(kept).encode())
     return sha.hexdigest()
 
 
-def kept_of(successes: Mapping[str, Success], names: Sequence[str]) -> list[Kept] | None:
-    """What a graph stamp takes of the stored successes of jobs ``names``, in order.
+def kept_text(fingerprint: str, stamp: str, run_id: str) -> str:
+    """What a graph stamp takes of a success: its fingerprint, stamp and result's run."""
+    return f"{fingerprint}\x00{stamp}\x00{run_id}"
+
+
+def kept_of(successes: Mapping[str, Success], names: Sequence[str]) -> list[str] | None:
+    """:func:`kept_text` of the stored successes of jobs ``names``, in order.
 
     None when a job has no success, or one that cannot be part of a graph stamp (kept
     without its stamp, parts or run).
     """
-    kept: list[Kept] = []
+    kept: list[str] = []
     append, get = kept.append, successes.get
     for name in names:
         success = get(name)
@@ -79,7 +81,7 @@ def kept_of(successes: Mapping[str, Success], names: Sequence[str]) -> list[Kept
         stamp, run_id = success.stamp, success.run_id
         if stamp is None or run_id is None:
             return None
-        append((success.fingerprint, stamp, run_id))
+        append(f"{success.fingerprint}\x00{stamp}\x00{run_id}")  # kept_text, inline
     return kept
 
 

@@ -11,13 +11,13 @@ in this process, and cached jobs remember their last success in the scheduler ob
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import pickle
 import socket
 import time
-import uuid
 from array import array
 from collections.abc import Mapping, Sequence
 from itertools import chain, repeat
@@ -29,6 +29,7 @@ from .procfs import stat_fields
 from .state import SUCCESS, State
 from .store.base import (
     DONE_STATES,
+    PARTS_UNREAD,
     SAME_RESULT,
     EndBatch,
     JobEnd,
@@ -83,7 +84,7 @@ class Resumed:
 
 
 def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 def split_holder(holder: str | None) -> tuple[str | None, int | None]:
@@ -165,6 +166,7 @@ class Recorder:
         self._ends: list[EndBatch] = []
         self._loaded: dict[str, JobEnd] = {}
         self._successes: dict[str, Success] | None = None
+        self._parts: dict[str, str | None] | None = None  # read when first needed
         self._written: dict[tuple[str, str], int] = {}  # output already kept, per stream
         self.shape: str | None = None  # the graph's digest (with a store)
 
@@ -333,7 +335,7 @@ class Recorder:
         """The scheduler's stored successes (read once per run; a store is needed)."""
         if self._successes is None:
             assert self.store is not None
-            self._successes = self.store.successes(self.scheduler.name)
+            self._successes = self.store.successes_unparted(self.scheduler.name)
         return self._successes
 
     def graph_stamp(self) -> str | None:
@@ -363,6 +365,46 @@ class Recorder:
             success.run_id,
         )
 
+    def remembered_all(self, names: Sequence[str]) -> list[Remembered] | None:
+        """:meth:`remembered` of each job, from a store; None if one has none to give.
+
+        A pass per field (as ``end_batch`` records ends): a rerun of a whole unchanged
+        graph takes every job's result this way.
+        """
+        successes = self._successes if self._successes is not None else self.successes()
+        try:
+            found = list(map(successes.__getitem__, names))
+            blobs = [success.result for success in found]
+            results = [None if blob is None else _loads(blob) for blob in blobs]
+        except Exception:  # one never kept, or whose class is gone: decided one by one
+            return None
+        if any(success.parts is None for success in found):
+            return None
+        fields = (
+            map(_FINGERPRINT, found),
+            map(_PARTS, found),
+            results,
+            blobs,
+            map(_STAMP, found),
+            map(_RUN, found),
+        )
+        return list(map(_REMEMBERED, zip(*fields, strict=True)))
+
+    def parts(self, name: str, known: Remembered) -> dict[str, Any]:
+        """The parts of a remembered success (read, for all jobs at once, when first asked).
+
+        Parts read later than the success they go with may be a newer success's: they
+        only serve to spare unchanged files a hash (by their size and time, which any
+        success's parts tell as well) and to say what changed.
+        """
+        if known.kept_parts != PARTS_UNREAD:
+            return known.parts
+        if self._parts is None:
+            assert self.store is not None
+            self._parts = self.store.success_parts(self.scheduler.name)
+        text = self._parts.get(name)
+        return json.loads(text) if text else {}
+
     def remember(
         self, name: str, fingerprint: str, parts: dict[str, Any], result: Any, stamp: str | None
     ) -> None:
@@ -382,6 +424,10 @@ class Kept(NamedTuple):
     prints: Mapping[int, Print]  # the cached jobs' fingerprints
     sources: dict[int, Remembered]  # the success each UP_TO_DATE job's result comes from
 
+
+_loads = pickle.loads
+_FINGERPRINT, _PARTS, _STAMP, _RUN = map(attrgetter, ("fingerprint", "parts", "stamp", "run_id"))
+_REMEMBERED = functools.partial(tuple.__new__, Remembered)  # one in C, from its fields
 
 _ATTEMPT = [attrgetter(f) for f in ("_attempts", "_t0", "_t1", "_error", "_returncode", "_note")]
 _NAME = attrgetter("_name_")  # a state's name, without Enum's property (a call per read)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from . import graphstamp as _graphstamp
 from . import plan as _plan
@@ -44,7 +44,7 @@ class UpToDateChecks:
     _digests: dict[int, str | None]
     _sources: dict[int, Remembered]  # the success each up-to-date job's result comes from
     _materials: dict[int, str]  # each cached job's stamp material, as its check used it
-    _made: dict[int, tuple[str | None, dict[str, list[Any]]]]  # materials made at the start
+    _made: dict[int, str | None]  # stamp materials made at the start (see _by_stamp)
     _matched: str | None  # the graph stamp that found the whole graph up to date
     parent: Runner | None
     _durable: bool
@@ -68,7 +68,7 @@ class UpToDateChecks:
             # Nothing changed since that success, and no file was read to know it.
             self._prints[i] = (known.fingerprint, None, known.stamp)  # nothing new to keep
             return self._skip(i, job, known)
-        previous = known.parts if known is not None else None
+        previous = self.rec.parts(self.prefix + job.name, known) if known is not None else None
         parts = _fp.hash_inputs(_fp.stat_parts(job, requires, inputs), previous)
         print_ = _fp.fingerprint(parts)
         # Kept even when up to date: touched files' new mtimes spare the next run a hash.
@@ -93,20 +93,30 @@ class UpToDateChecks:
         parts parsed. Both the start-of-run pass and the check when met ask this first.
         """
         _fp = _fingerprints()
+        known = self.rec.remembered(self.prefix + job.name)
         made = self._made.get(i)  # by the graph stamp's check, in the start-of-run pass
-        material, inputs = made if made is not None else _fp.material_of(job)
+        if made is not None:
+            stamp = _fp.stamp_with(made, requires)
+            if self._unchanged(job, known, stamp):
+                self._materials[i] = made
+                return stamp, {}, known, True  # (its files are not needed then)
+        # Its files looked at once for both the stamp and the parts that may follow.
+        material, inputs = _fp.material_of(job)
         if material is not None:
             self._materials[i] = material  # for the graph stamp kept at the run's end
         stamp = _fp.stamp_with(material, requires)
-        known = self.rec.remembered(self.prefix + job.name)
-        unchanged = (
+        return stamp, inputs, known, self._unchanged(job, known, stamp)
+
+    def _unchanged(self, job: Job, known: Remembered | None, stamp: str | None) -> bool:
+        """Whether a job of this stamp is up to date on the stamp alone."""
+        _fp = _fingerprints()
+        return (
             known is not None
             and stamp is not None
             and known.stamp == _fp.sealed(stamp, known.fingerprint)
             and not self._forced(job)
             and not (job.outputs and _fp.missing_outputs(job))
         )
-        return stamp, inputs, known, unchanged
 
     def _up_to_date_at_start(self, plan: _plan.Plan) -> dict[int, Remembered]:
         """The cached jobs known to be up to date before anything runs.
@@ -167,9 +177,9 @@ class UpToDateChecks:
         stored = rec.graph_stamp()
         if stored is None:
             return None
-        material_of = _fingerprints().material_of
-        made = self._made = {i: material_of(job) for i, job in enumerate(plan.jobs)}
-        materials = _graphstamp.complete([material for material, _ in made.values()])
+        made = _fingerprints().materials_of(plan.jobs)
+        self._made = dict(enumerate(made))
+        materials = _graphstamp.complete(made)
         names = [job.name for job in plan.jobs]
         kept = _graphstamp.kept_of(rec.successes(), names)
         if kept is None or materials is None:
@@ -179,11 +189,11 @@ class UpToDateChecks:
         missing_outputs = _fingerprints().missing_outputs
         if any(job.outputs and missing_outputs(job) for job in plan.jobs):
             return None
-        known = list(map(rec.remembered, names))
-        if None in known:
+        known = rec.remembered_all(names)
+        if known is None:
             return None  # a result that cannot be read back: decided job by job
         self._matched = stored
-        return dict(enumerate(cast("list[Remembered]", known)))
+        return dict(enumerate(known))
 
     def _graph_stamp_to_keep(self) -> str | None:
         """The graph stamp this run leaves for the next (see ``graphstamp.py``), or None.
@@ -213,7 +223,7 @@ class UpToDateChecks:
                 return None
             if made_by is None:
                 return None
-            kept.append((print_[0], print_[2], made_by))
+            kept.append(_graphstamp.kept_text(print_[0], print_[2], made_by))
         materials = _graphstamp.complete(list(map(self._materials.get, range(len(plan.jobs)))))
         return None if materials is None else _graphstamp.graph_stamp(shape, materials, kept)
 

@@ -18,7 +18,7 @@ from jobgraph.store import (
     SQLiteStore,
     open_store,
 )
-from jobgraph.store.base import SAME_RESULT
+from jobgraph.store.base import PARTS_UNREAD, SAME_RESULT
 from jobgraph.store.sqlite import SCHEMA_VERSION
 from store import pg
 
@@ -101,6 +101,19 @@ def test_a_later_success_replaces_the_fingerprint(store):
     run(store, "r2")
     store.record("r2", [], [JobEnd("a", "SUCCEEDED", fingerprint="f2")])
     assert store.last_success("build", "a").fingerprint == "f2"
+
+
+def test_successes_read_without_their_parts_and_the_parts_alone(store):
+    run(store)
+    ends = [
+        JobEnd("a", "SUCCEEDED", fingerprint="fa", parts='{"args": "x"}', stamp="sa"),
+        JobEnd("b", "SUCCEEDED", fingerprint="fb"),  # kept without parts
+    ]
+    store.record("r1", [], ends)
+    whole, unparted = store.successes("build"), store.successes_unparted("build")
+    assert unparted["a"] == whole["a"]._replace(parts=PARTS_UNREAD) or unparted == whole
+    assert unparted["b"].parts is None and unparted["b"] == whole["b"]
+    assert store.success_parts("build") == {"a": '{"args": "x"}', "b": None}
 
 
 def test_an_up_to_date_end_with_parts_refreshes_the_success_and_one_without_does_not(store):

@@ -352,6 +352,18 @@ class PostgresStore(Store):
         )
         return {row[0]: Success(row[1], _bytes(row[2]), *row[3:]) for row in rows}
 
+    def successes_unparted(self, scheduler: str) -> dict[str, Success]:
+        rows = self._read(
+            "SELECT name, fingerprint, result, CASE WHEN parts IS NULL THEN NULL ELSE '' END, "
+            "stamp, run_id FROM successes WHERE scheduler = %s",
+            (scheduler,),
+        )
+        return {row[0]: Success(row[1], _bytes(row[2]), *row[3:]) for row in rows}
+
+    def success_parts(self, scheduler: str) -> dict[str, str | None]:
+        rows = self._read("SELECT name, parts FROM successes WHERE scheduler = %s", (scheduler,))
+        return dict(rows)
+
     def last_success(self, scheduler: str, name: str) -> Success | None:
         rows = self._read(
             "SELECT fingerprint, result, parts, stamp, run_id FROM successes "

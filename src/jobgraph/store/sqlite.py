@@ -8,10 +8,12 @@ migrated forward when an older file is opened.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +31,8 @@ from .journal import (
 )
 
 T = TypeVar("T")
+_FIRST, _REST = itemgetter(0), itemgetter(slice(1, None))
+_SUCCESS = functools.partial(tuple.__new__, Success)
 
 SCHEMA_VERSION = 6
 _RETRIES = 8  # attempts at a write that keeps finding the database locked
@@ -373,6 +377,19 @@ class SQLiteStore(Store):
             (scheduler,),
         )
         return {row[0]: Success(*row[1:]) for row in rows}
+
+    def successes_unparted(self, scheduler: str) -> dict[str, Success]:
+        rows = self._read(
+            "SELECT name, fingerprint, result, CASE WHEN parts IS NULL THEN NULL ELSE '' END, "
+            "stamp, run_id FROM successes WHERE scheduler = ?",
+            (scheduler,),
+        )
+        # Built in C (a rerun reads every job's): no Python call per row.
+        return dict(zip(map(_FIRST, rows), map(_SUCCESS, map(_REST, rows)), strict=True))
+
+    def success_parts(self, scheduler: str) -> dict[str, str | None]:
+        rows = self._read("SELECT name, parts FROM successes WHERE scheduler = ?", (scheduler,))
+        return dict(rows)
 
     def last_success(self, scheduler: str, name: str) -> Success | None:
         rows = self._read(
