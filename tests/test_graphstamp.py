@@ -300,3 +300,48 @@ def test_every_remembered_success_at_once_is_each_ones_own(tmp_path, monkeypatch
         assert recorder.remembered_all([*names, "never ran"]) is None
     finally:
         recorder.close()
+
+
+class Tagged:
+    """A result with no canonical encoding but its pickle (which holds a set)."""
+
+    def __init__(self) -> None:
+        self.tags = {"a", "b", "c"}
+
+
+def test_a_run_keeps_no_graph_stamp_when_a_required_result_digests_by_its_pickle(tmp_path):
+    # Its digest may differ in another process (a set's order follows the hash seed):
+    # the jobs' own checks decide there, as they would have.
+    store = tmp_path / "s.db"
+    tagged = jg.Job(Tagged, cache=True, name="tagged")
+    jg.Scheduler(jg.Job(repr, tagged, cache=True, name="shown"), name="t", store=store).run()
+    plain = jg.Job(str.upper, "x", cache=True, name="plain")
+    jg.Scheduler(jg.Job(len, plain, cache=True, name="length"), name="p", store=store).run()
+    found = SQLiteStore(store)
+    try:
+        stamps = {
+            run.scheduler: found.graph_stamp(run.scheduler, run.graph_digest)
+            for run in found.runs()
+        }
+    finally:
+        found.close()
+    assert stamps["t"] is None and stamps["p"] is not None
+    assert not fingerprint.portable(Tagged()) and fingerprint.portable({"a": [1, "b"]})
+
+
+def test_an_error_in_the_graph_stamp_check_leaves_the_jobs_to_their_own_checks(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JG_TEST_FLAVOUR", "plain")
+    Path("a.txt").write_text("some text")
+    run(tmp_path / "state.db")
+
+    def broken(jobs: object) -> list[str]:
+        raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(fingerprint, "materials_of", broken)
+    assert run(tmp_path / "state.db") == (
+        {n: "UP_TO_DATE" for n in ("read", "upper", "draw", "write")},
+        [],
+    )

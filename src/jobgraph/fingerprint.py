@@ -112,6 +112,21 @@ def digest(value: Any) -> str:
     return hashlib.sha256(b"".join(out)).hexdigest()
 
 
+def portable(value: Any) -> bool:
+    """Whether ``value`` digests the same in every process and after a pickle round trip.
+
+    Not when some object in it has no canonical encoding but its pickle, which may follow
+    the hash seed (a set inside an object) or change in a round trip. (Conservative: a
+    string holding the tag counts as such an object.)
+    """
+    out: list[bytes] = []
+    try:
+        _encode(value, out)
+    except (Undigestable, RecursionError):
+        return True  # no digest at all: its dependents never have a stamp
+    return b"pickle:" not in b"".join(out)
+
+
 def try_digest(value: Any) -> str | None:
     """Like :func:`digest`, or None when the value cannot be digested."""
     try:

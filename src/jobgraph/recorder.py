@@ -319,7 +319,7 @@ class Recorder:
             return
         self.flush()
         if graph_stamp is not None:
-            self.store.keep_graph_stamp(self.run_id, graph_stamp)
+            self.store.keep_graph_stamp(self.run_id, self.owner, graph_stamp)
         self.store.finish_run(self.run_id, ended_at, exit_code, why)
         self.store.release(self.run_id, self.owner)
 
@@ -477,8 +477,7 @@ def end_batch(
     sources: list[str | None] = [None] * n
     if "UP_TO_DATE" in states:
         _up_to_date_results(ended, states, picked, kept.sources, (results, fingerprints, parts))
-        # (Sources stay: the run's graph stamp reads them at its end.)
-        sources = [kept.sources[j].run_id if j in kept.sources else None for j in ended]
+        sources = [kept.sources.pop(j).run_id if j in kept.sources else None for j in ended]
     columns = [names, states, attempts, t0, t1, error, returncode, results, fingerprints]
     return EndBatch([*columns, causes, note, parts, required, stamps, sources])
 

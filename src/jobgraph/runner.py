@@ -157,6 +157,7 @@ class Runner(UpToDateChecks, BodyStarter):
         self._pickled: dict[int, bytes] = {}
         self._sources: dict[int, Remembered] = {}
         self._materials: dict[int, str] = {}
+        self._result_runs: dict[int, str | None] = {}
         self._made: dict[int, str | None] = {}
         self._matched: str | None = None
         self._remote: Callable[[Job], DaskSession | None] | None = None

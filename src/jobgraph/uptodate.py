@@ -43,6 +43,7 @@ class UpToDateChecks:
     _pickled: dict[int, bytes]
     _digests: dict[int, str | None]
     _sources: dict[int, Remembered]  # the success each up-to-date job's result comes from
+    _result_runs: dict[int, str | None]  # the run that made each up-to-date job's result
     _materials: dict[int, str]  # each cached job's stamp material, as its check used it
     _made: dict[int, str | None]  # stamp materials made at the start (see _by_stamp)
     _matched: str | None  # the graph stamp that found the whole graph up to date
@@ -164,6 +165,17 @@ class UpToDateChecks:
         return fresh
 
     def _whole_graph_fresh(self, plan: _plan.Plan) -> dict[int, Remembered] | None:
+        """:meth:`_by_graph_stamp`, whose errors leave the jobs to be decided one by one.
+
+        There, a check that fails means the job runs: a shortcut never stops a run.
+        """
+        try:
+            return self._by_graph_stamp(plan)
+        except Exception:
+            self._made = {}
+            return None
+
+    def _by_graph_stamp(self, plan: _plan.Plan) -> dict[int, Remembered] | None:
         """Every job, when an earlier run's graph stamp matches (``graphstamp.py``); else None.
 
         Then the jobs are decided one at a time, without making again the materials made
@@ -199,8 +211,16 @@ class UpToDateChecks:
         """The graph stamp this run leaves for the next (see ``graphstamp.py``), or None.
 
         Only a run whose every job is cached and ended well, each with the material its
-        stamp was made of and a known success, has one.
+        stamp was made of and a known success, has one; and only when every result a job
+        requires digests the same in any process (no object digested by its pickle, which
+        may follow the hash seed). Any error here means no graph stamp, never a failed run.
         """
+        try:
+            return self._graph_stamp_made()
+        except Exception:
+            return None
+
+    def _graph_stamp_made(self) -> str | None:
         if self._matched is not None:
             return self._matched  # nothing changed: the earlier run's holds
         plan, rec, shape = self.plan, self.rec, self.rec.shape
@@ -208,7 +228,10 @@ class UpToDateChecks:
             return None
         if not _graphstamp.eligible(plan):
             return None
-        states, prints, sources = self.core.state, self._prints, self._sources
+        states, prints, sources = self.core.state, self._prints, self._result_runs
+        portable = _fingerprints().portable
+        if not all(portable(plan.jobs[r]._result) for r in {r for reqs in plan.reqs for r in reqs}):
+            return None
         kept = []
         for i in range(len(plan.jobs)):
             print_ = prints.get(i)
@@ -218,7 +241,7 @@ class UpToDateChecks:
             if state is _SUCCEEDED and print_[1] is not None:
                 made_by = rec.run_id
             elif state is _UP_TO_DATE and i in sources:
-                made_by = sources[i].run_id
+                made_by = sources[i]
             else:
                 return None
             if made_by is None:
@@ -253,6 +276,7 @@ class UpToDateChecks:
         job._result = known.result
         job._t0 = job._t1 = now
         self._sources[i] = known
+        self._result_runs[i] = known.run_id  # (sources go once recorded: see end_batch)
 
     def _digest(self, r: int) -> str | None:
         if r not in self._digests:

@@ -55,15 +55,19 @@ def test_runs_are_listed_newest_first_and_found_by_id_or_last(store):
 def test_the_newest_graph_stamp_of_a_scheduler_and_graph_is_found(store):
     for run_id, scheduler, digest in [("r1", "b", "g1"), ("r2", "b", "g1"), ("r3", "b", "g2")]:
         store.create_run(RunInfo(run_id, scheduler, 1.0, graph_digest=digest))
+        store.acquire(run_id, "me", 30.0, 1.0)
     store.create_run(RunInfo("x1", "other", 1.0, graph_digest="g1"))
+    store.acquire("x1", "me", 30.0, 1.0)
     assert store.graph_stamp("b", "g1") is None  # none kept yet
-    store.keep_graph_stamp("r1", "s1")
-    store.keep_graph_stamp("r3", "s3")
-    store.keep_graph_stamp("x1", "sx")
+    store.keep_graph_stamp("r1", "me", "s1")
+    store.keep_graph_stamp("r3", "me", "s3")
+    store.keep_graph_stamp("x1", "me", "sx")
+    store.keep_graph_stamp("r2", "someone else", "s2")  # not the lease's holder: not kept
     assert store.graph_stamp("b", "g1") == "s1"  # r2 kept none: the newest that did
-    store.keep_graph_stamp("r2", "s2")
+    store.keep_graph_stamp("r2", "me", "s2")
     assert (store.graph_stamp("b", "g1"), store.graph_stamp("b", "g2")) == ("s2", "s3")
     assert store.graph_stamp("other", "g2") is None
+    store.release("r2", "me")
     store.delete_runs(["r2"], now=0.0)
     assert store.graph_stamp("b", "g1") == "s1"  # a deleted run's goes with it
 

@@ -216,9 +216,10 @@ class Store(abc.ABC):
         """
         raise StoreError(f"{type(self).__name__} cannot delete runs")
 
-    def keep_graph_stamp(self, run_id: str, stamp: str) -> None:  # noqa: B027 - optional
+    def keep_graph_stamp(self, run_id: str, owner: str, stamp: str) -> None:  # noqa: B027
         """Keep the graph stamp a run ended with (see ``graphstamp.py``).
 
+        Only while ``owner`` holds the run's lease: a run taken over meanwhile keeps none.
         A store that keeps none makes every rerun decide its jobs one at a time.
         """
 

@@ -42,8 +42,8 @@ class MemoryStore(Store):
         if run is not None:  # (a run deleted meanwhile has no end to keep, as in SQL)
             run.ended_at, run.exit_code, run.why = ended_at, exit_code, why
 
-    def keep_graph_stamp(self, run_id: str, stamp: str) -> None:
-        if run_id in self._runs:
+    def keep_graph_stamp(self, run_id: str, owner: str, stamp: str) -> None:
+        if run_id in self._runs and self._leases.get(run_id, (None,))[0] == owner:
             self._stamps[run_id] = stamp
 
     def graph_stamp(self, scheduler: str, graph_digest: str) -> str | None:

@@ -229,10 +229,11 @@ class PostgresStore(Store):
             )
         )
 
-    def keep_graph_stamp(self, run_id: str, stamp: str) -> None:
+    def keep_graph_stamp(self, run_id: str, owner: str, stamp: str) -> None:
         self._run(
             lambda db: db.execute(
-                "UPDATE runs SET graph_stamp = %s WHERE run_id = %s", (stamp, run_id)
+                "UPDATE runs SET graph_stamp = %s WHERE run_id = %s AND owner = %s",
+                (stamp, run_id, owner),
             )
         )
 

@@ -245,10 +245,11 @@ class SQLiteStore(Store):
             )
         )
 
-    def keep_graph_stamp(self, run_id: str, stamp: str) -> None:
+    def keep_graph_stamp(self, run_id: str, owner: str, stamp: str) -> None:
         self._write(
             lambda db: db.execute(
-                "UPDATE runs SET graph_stamp = ? WHERE run_id = ?", (stamp, run_id)
+                "UPDATE runs SET graph_stamp = ? WHERE run_id = ? AND owner = ?",
+                (stamp, run_id, owner),
             )
         )
 
