@@ -14,7 +14,7 @@ import pytest
 
 import jobgraph as jg
 from jobgraph import fingerprint
-from jobgraph.store import MemoryStore, SQLiteStore
+from jobgraph.store import MemoryStore, SQLiteStore, Store
 from store import pg
 
 _draws = itertools.count()
@@ -345,3 +345,21 @@ def test_an_error_in_the_graph_stamp_check_leaves_the_jobs_to_their_own_checks(
         {n: "UP_TO_DATE" for n in ("read", "upper", "draw", "write")},
         [],
     )
+
+
+def test_a_store_of_ones_own_without_graph_stamps_still_skips_what_is_unchanged(
+    tmp_path, monkeypatch
+):
+    # store= takes any Store: one written before graph stamps has the base's defaults.
+    class Plain(MemoryStore):
+        keep_graph_stamp = Store.keep_graph_stamp
+        graph_stamp = Store.graph_stamp
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JG_TEST_FLAVOUR", "plain")
+    Path("a.txt").write_text("some text")
+    store = Plain()
+    run(store)
+    made = _stamps_made(monkeypatch)
+    assert run(store) == ({n: "UP_TO_DATE" for n in ("read", "upper", "draw", "write")}, [])
+    assert made  # decided job by job

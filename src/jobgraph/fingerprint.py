@@ -112,19 +112,27 @@ def digest(value: Any) -> str:
     return hashlib.sha256(b"".join(out)).hexdigest()
 
 
-def portable(value: Any) -> bool:
-    """Whether ``value`` digests the same in every process and after a pickle round trip.
+def digest_portably(value: Any) -> tuple[str | None, bool]:
+    """:func:`try_digest` of ``value``, and whether that digest is the same everywhere.
 
-    Not when some object in it has no canonical encoding but its pickle, which may follow
-    the hash seed (a set inside an object) or change in a round trip. (Conservative: a
-    string holding the tag counts as such an object.)
+    That is, in every process and after a pickle round trip. It is not when some object
+    in it has no canonical encoding but its pickle, which may follow the hash seed (a set
+    inside an object) or change in a round trip. (Conservative: a string holding that
+    encoding's tag counts as such an object.) A value with no digest counts as portable:
+    what requires it never has a stamp.
     """
     out: list[bytes] = []
     try:
         _encode(value, out)
     except (Undigestable, RecursionError):
-        return True  # no digest at all: its dependents never have a stamp
-    return b"pickle:" not in b"".join(out)
+        return None, True
+    encoded = b"".join(out)
+    return hashlib.sha256(encoded).hexdigest(), b"pickle:" not in encoded
+
+
+def portable(value: Any) -> bool:
+    """Whether ``value`` digests the same everywhere (see :func:`digest_portably`)."""
+    return digest_portably(value)[1]
 
 
 def try_digest(value: Any) -> str | None:

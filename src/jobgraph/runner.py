@@ -154,6 +154,7 @@ class Runner(UpToDateChecks, BodyStarter):
         self._starting: list[int] = []  # jobs started since the last flush (durable runs)
         self._shells = False  # whether the graph has commands
         self._digests: dict[int, str | None] = {}
+        self._unportable = False
         self._pickled: dict[int, bytes] = {}
         self._sources: dict[int, Remembered] = {}
         self._materials: dict[int, str] = {}
@@ -309,7 +310,7 @@ class Runner(UpToDateChecks, BodyStarter):
             names = plan.names_by_index()  # one view: a durable run reads them all once
             self.rec = self._open_recorder(plan, names)
             self._durable = self.rec.durable
-            self._fresh = self._up_to_date_at_start(plan)
+            self._fresh = self._up_to_date_at_start(plan, names)
             spec, self._quick = self._survey(plan, names)
             self.core = core = Core(spec)
             self._workers = WorkerPool(

@@ -42,6 +42,7 @@ class UpToDateChecks:
     _prints: dict[int, Print]
     _pickled: dict[int, bytes]
     _digests: dict[int, str | None]
+    _unportable: bool  # a required result's digest may differ in another process
     _sources: dict[int, Remembered]  # the success each up-to-date job's result comes from
     _result_runs: dict[int, str | None]  # the run that made each up-to-date job's result
     _materials: dict[int, str]  # each cached job's stamp material, as its check used it
@@ -119,7 +120,9 @@ class UpToDateChecks:
             and not (job.outputs and _fp.missing_outputs(job))
         )
 
-    def _up_to_date_at_start(self, plan: _plan.Plan) -> dict[int, Remembered]:
+    def _up_to_date_at_start(
+        self, plan: _plan.Plan, names: _plan.NamesByIndex
+    ) -> dict[int, Remembered]:
         """The cached jobs known to be up to date before anything runs.
 
         A job is, when every job it requires is too (or was resumed), and its stamp
@@ -131,7 +134,7 @@ class UpToDateChecks:
         if self.force is True:
             return {}
         try:
-            whole = self._whole_graph_fresh(plan)
+            whole = self._whole_graph_fresh(plan, names)
             return whole if whole is not None else self._fresh_job_by_job(plan)
         finally:
             self._made = {}  # a job met later is stamped then: its files may change first
@@ -154,7 +157,7 @@ class UpToDateChecks:
                 requires: dict[str, str | None] = {}
                 for r in reqs:
                     if r not in digests:
-                        digests[r] = _fp.try_digest(self._known_result(r, fresh))
+                        self._keep_digest(r, self._known_result(r, fresh))
                     requires[jobs[r].name] = digests[r]
                 _, _, known, unchanged = self._by_stamp(i, job, requires)
                 if unchanged:
@@ -164,18 +167,21 @@ class UpToDateChecks:
                 continue  # decided when met, where a check that fails means the job runs
         return fresh
 
-    def _whole_graph_fresh(self, plan: _plan.Plan) -> dict[int, Remembered] | None:
+    def _whole_graph_fresh(
+        self, plan: _plan.Plan, names: _plan.NamesByIndex
+    ) -> dict[int, Remembered] | None:
         """:meth:`_by_graph_stamp`, whose errors leave the jobs to be decided one by one.
 
         There, a check that fails means the job runs: a shortcut never stops a run.
         """
         try:
-            return self._by_graph_stamp(plan)
+            return self._by_graph_stamp(plan, names)
         except Exception:
-            self._made = {}
             return None
 
-    def _by_graph_stamp(self, plan: _plan.Plan) -> dict[int, Remembered] | None:
+    def _by_graph_stamp(
+        self, plan: _plan.Plan, view: _plan.NamesByIndex
+    ) -> dict[int, Remembered] | None:
         """Every job, when an earlier run's graph stamp matches (``graphstamp.py``); else None.
 
         Then the jobs are decided one at a time, without making again the materials made
@@ -192,7 +198,7 @@ class UpToDateChecks:
         made = _fingerprints().materials_of(plan.jobs)
         self._made = dict(enumerate(made))
         materials = _graphstamp.complete(made)
-        names = [job.name for job in plan.jobs]
+        names = view.frozen()  # (read by the recorder already)
         kept = _graphstamp.kept_of(rec.successes(), names)
         if kept is None or materials is None:
             return None
@@ -228,10 +234,9 @@ class UpToDateChecks:
             return None
         if not _graphstamp.eligible(plan):
             return None
-        states, prints, sources = self.core.state, self._prints, self._result_runs
-        portable = _fingerprints().portable
-        if not all(portable(plan.jobs[r]._result) for r in {r for reqs in plan.reqs for r in reqs}):
+        if self._unportable:  # (every required result was digested: each dependent has a stamp)
             return None
+        states, prints, sources = self.core.state, self._prints, self._result_runs
         kept = []
         for i in range(len(plan.jobs)):
             print_ = prints.get(i)
@@ -280,10 +285,17 @@ class UpToDateChecks:
 
     def _digest(self, r: int) -> str | None:
         if r not in self._digests:
-            job = self.jobs[r]
-            ok = self.core.state[r] in (_SUCCEEDED, _UP_TO_DATE)
-            self._digests[r] = _fingerprints().try_digest(job._result) if ok else None
+            if self.core.state[r] in (_SUCCEEDED, _UP_TO_DATE):
+                self._keep_digest(r, self.jobs[r]._result)
+            else:
+                self._digests[r] = None
         return self._digests[r]
+
+    def _keep_digest(self, r: int, result: Any) -> None:
+        """Digest a requirement's result, noting one whose digest may differ elsewhere."""
+        self._digests[r], portable = _fingerprints().digest_portably(result)
+        if not portable:
+            self._unportable = True  # no graph stamp: see _graph_stamp_to_keep
 
 
 @functools.cache

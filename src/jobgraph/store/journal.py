@@ -14,10 +14,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import StoreError
-from .base import EndBatch, JobEnd, JobStart, RunLockedError
+from .base import PARTS_UNREAD, EndBatch, JobEnd, JobStart, RunLockedError
 
 PICKLE_PROTOCOL = 4  # readable by every supported Python
 TABLES = ("meta", "runs", "journal", "successes", "output")  # of the current schema, in both
+# What the SQL stores select of a success for Store.successes, {parts} being "parts", or
+# this for Store.successes_unparted (the parts not read, but told from none kept).
+SUCCESS_COLUMNS = "name, fingerprint, result, {parts}, stamp, run_id"
+UNREAD_PARTS = f"CASE WHEN parts IS NULL THEN NULL ELSE '{PARTS_UNREAD}' END"
 
 
 # A packed batch: (_COLUMNS, rows, columns), each column one of

@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import StoreError
 from .base import Checkup, JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
 from .journal import (
+    SUCCESS_COLUMNS,
+    UNREAD_PARTS,
     check_lease,
     ends_of,
     lease_live,
@@ -346,19 +348,14 @@ class PostgresStore(Store):
         return starts_of(row[0] for row in rows)
 
     def successes(self, scheduler: str) -> dict[str, Success]:
-        rows = self._read(
-            "SELECT name, fingerprint, result, parts, stamp, run_id FROM successes "
-            "WHERE scheduler = %s",
-            (scheduler,),
-        )
-        return {row[0]: Success(row[1], _bytes(row[2]), *row[3:]) for row in rows}
+        return self._successes(scheduler, "parts")
 
     def successes_unparted(self, scheduler: str) -> dict[str, Success]:
-        rows = self._read(
-            "SELECT name, fingerprint, result, CASE WHEN parts IS NULL THEN NULL ELSE '' END, "
-            "stamp, run_id FROM successes WHERE scheduler = %s",
-            (scheduler,),
-        )
+        return self._successes(scheduler, UNREAD_PARTS)
+
+    def _successes(self, scheduler: str, parts: str) -> dict[str, Success]:
+        columns = SUCCESS_COLUMNS.format(parts=parts)
+        rows = self._read(f"SELECT {columns} FROM successes WHERE scheduler = %s", (scheduler,))
         return {row[0]: Success(row[1], _bytes(row[2]), *row[3:]) for row in rows}
 
     def success_parts(self, scheduler: str) -> dict[str, str | None]:

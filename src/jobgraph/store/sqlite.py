@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from ..errors import StoreError
 from .base import Checkup, JobEnd, JobStart, RunInfo, Store, Success
 from .journal import (
+    SUCCESS_COLUMNS,
+    UNREAD_PARTS,
     check_lease,
     ends_of,
     lease_live,
@@ -372,19 +374,14 @@ class SQLiteStore(Store):
         return starts_of(row[0] for row in rows)
 
     def successes(self, scheduler: str) -> dict[str, Success]:
-        rows = self._read(
-            "SELECT name, fingerprint, result, parts, stamp, run_id FROM successes "
-            "WHERE scheduler = ?",
-            (scheduler,),
-        )
-        return {row[0]: Success(*row[1:]) for row in rows}
+        return self._successes(scheduler, "parts")
 
     def successes_unparted(self, scheduler: str) -> dict[str, Success]:
-        rows = self._read(
-            "SELECT name, fingerprint, result, CASE WHEN parts IS NULL THEN NULL ELSE '' END, "
-            "stamp, run_id FROM successes WHERE scheduler = ?",
-            (scheduler,),
-        )
+        return self._successes(scheduler, UNREAD_PARTS)
+
+    def _successes(self, scheduler: str, parts: str) -> dict[str, Success]:
+        columns = SUCCESS_COLUMNS.format(parts=parts)
+        rows = self._read(f"SELECT {columns} FROM successes WHERE scheduler = ?", (scheduler,))
         # Built in C (a rerun reads every job's): no Python call per row.
         return dict(zip(map(_FIRST, rows), map(_SUCCESS, map(_REST, rows)), strict=True))
 
