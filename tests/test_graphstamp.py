@@ -14,7 +14,7 @@ import pytest
 
 import jobgraph as jg
 from jobgraph import fingerprint
-from jobgraph.store import MemoryStore, SQLiteStore, Store
+from jobgraph.store import GraphSnapshot, MemoryStore, SQLiteStore, Store
 from store import pg
 
 _draws = itertools.count()
@@ -143,7 +143,7 @@ def _decide(folder: Path, stamps: bool, options: dict[str, object], monkeypatch)
     monkeypatch.chdir(folder)
     with monkeypatch.context() as patch:
         if not stamps:
-            patch.setattr(SQLiteStore, "graph_stamp", lambda self, scheduler, digest: None)
+            patch.setattr(SQLiteStore, "graph_snapshot", lambda self, scheduler, digest: None)
         return run(folder / "state.db", **options)
 
 
@@ -239,7 +239,7 @@ def test_only_a_run_whose_every_job_is_cached_and_ended_well_keeps_a_graph_stamp
         try:
             last = found.find_run("k", report.run_id)
             assert last is not None
-            return found.graph_stamp("k", last.graph_digest) is not None
+            return found.graph_snapshot("k", last.graph_digest) is not None
         finally:
             found.close()
 
@@ -285,19 +285,62 @@ def test_the_materials_of_a_graph_are_each_jobs_own(tmp_path):
         jobs[-2]._fn.close()
 
 
-def test_every_remembered_success_at_once_is_each_ones_own(tmp_path, monkeypatch):
+def _snapshot_of(store_path: Path, scheduler: str) -> GraphSnapshot | None:
+    """The graph snapshot kept for the graph of the scheduler's newest run."""
+    found = SQLiteStore(store_path)
+    try:
+        last = found.find_run(scheduler, "last")
+        assert last is not None
+        return found.graph_snapshot(scheduler, last.graph_digest)
+    finally:
+        found.close()
+
+
+def _load_function(path: Path, name: str = "f") -> Callable[..., object]:
+    """A new function object at each call, from a module of one name read from ``path``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("jg_code", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)  # type: ignore[no-any-return]
+
+
+def test_a_functions_code_stands_in_its_stamp_by_its_files_size_and_time(tmp_path):
+    source = tmp_path / "work.py"
+    source.write_text("def f(x):\n    return x  # first\n")
+    key = fingerprint._code_key(_load_function(source))
+    assert key is not None and fingerprint._code_key(_load_function(source)) == key
+    _edit(str(source), "def f(x):\n    return x  # second\n")  # the same bytecode
+    assert fingerprint._code_key(_load_function(source)) not in (key, None)
+    namespace: dict[str, object] = {}
+    exec(compile("def g(): return 1", "<string>", "exec"), namespace)
+    exec(compile("def h(): return 1", "relative.py", "exec"), namespace)
+    assert fingerprint._code_key(namespace["g"]) is None  # no file: its code digest, then
+    assert fingerprint._code_key(namespace["h"]) is None  # found from another folder?
+    assert fingerprint._code_key(functools.partial(len, "a")) is None
+
+
+def test_every_success_in_a_graph_snapshot_is_each_ones_own(tmp_path, monkeypatch):
     from jobgraph.recorder import Recorder
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JG_TEST_FLAVOUR", "plain")
     Path("a.txt").write_text("some text")
     run(tmp_path / "state.db")
+    snapshot = _snapshot_of(tmp_path / "state.db", "g")
+    assert snapshot is not None
     recorder = Recorder(graph(Ledger(), None), tmp_path / "state.db")
-    names = ["read", "upper", "draw", "write"]
+    names = ["read", "upper", "draw", "write"]  # the plan's order
     try:
         each = [recorder.remembered(name) for name in names]
-        assert recorder.remembered_all(names) == each and None not in each
-        assert recorder.remembered_all([*names, "never ran"]) is None
+        recorder._names = names
+        assert recorder.remembered_in(snapshot) == each and None not in each
+        recorder._names = [*names, "never ran"]
+        assert recorder.remembered_in(snapshot) is None  # a copy of another graph's
+        recorder._names = names
+        assert recorder.remembered_in(snapshot._replace(payload=b"damaged")) is None
     finally:
         recorder.close()
 
@@ -320,7 +363,7 @@ def test_a_run_keeps_no_graph_stamp_when_a_required_result_digests_by_its_pickle
     found = SQLiteStore(store)
     try:
         stamps = {
-            run.scheduler: found.graph_stamp(run.scheduler, run.graph_digest)
+            run.scheduler: found.graph_snapshot(run.scheduler, run.graph_digest)
             for run in found.runs()
         }
     finally:
@@ -352,8 +395,9 @@ def test_a_store_of_ones_own_without_graph_stamps_still_skips_what_is_unchanged(
 ):
     # store= takes any Store: one written before graph stamps has the base's defaults.
     class Plain(MemoryStore):
-        keep_graph_stamp = Store.keep_graph_stamp
-        graph_stamp = Store.graph_stamp
+        success_generation = Store.success_generation
+        keep_graph_snapshot = Store.keep_graph_snapshot
+        graph_snapshot = Store.graph_snapshot
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JG_TEST_FLAVOUR", "plain")
@@ -363,3 +407,64 @@ def test_a_store_of_ones_own_without_graph_stamps_still_skips_what_is_unchanged(
     made = _stamps_made(monkeypatch)
     assert run(store) == ({n: "UP_TO_DATE" for n in ("read", "upper", "draw", "write")}, [])
     assert made  # decided job by job
+
+
+def test_a_damaged_graph_snapshot_leaves_the_jobs_to_their_own_checks(tmp_path, monkeypatch):
+    original = SQLiteStore.graph_snapshot
+
+    def damaged(self: SQLiteStore, scheduler: str, digest: str) -> GraphSnapshot | None:
+        found = original(self, scheduler, digest)
+        return None if found is None else found._replace(payload=b"\x80damaged")
+
+    monkeypatch.setattr(SQLiteStore, "graph_snapshot", damaged)
+    decided = _agree(tmp_path, monkeypatch, CHANGES["nothing"])
+    assert decided == ({n: "UP_TO_DATE" for n in ("read", "upper", "draw", "write")}, [])
+
+
+def test_a_run_whose_results_weigh_too_much_keeps_no_graph_snapshot(tmp_path, monkeypatch):
+    from jobgraph import recorder
+
+    monkeypatch.setattr(recorder, "_VIEW_BYTES", 8)  # less than the results' pickles
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JG_TEST_FLAVOUR", "plain")
+    Path("a.txt").write_text("some text")
+    run(tmp_path / "state.db")
+    assert _snapshot_of(tmp_path / "state.db", "g") is None
+    made = _stamps_made(monkeypatch)
+    assert run(tmp_path / "state.db") == (
+        {n: "UP_TO_DATE" for n in ("read", "upper", "draw", "write")},
+        [],
+    )
+    assert made  # decided job by job
+
+
+def _meddling_graph(store: Path, arg: int, ran: list[str]) -> jg.Scheduler:
+    """x -> a; with ``arg=2``, a's body writes a new success of x from another run."""
+
+    def draw() -> int:
+        ran.append("x")
+        return next(_draws)
+
+    def body(value: int, number: int) -> int:
+        ran.append("a")
+        if number == 2:  # another run of the scheduler, while this one goes on
+            other = jg.Job(draw, cache=True, name="x")
+            jg.Scheduler(other, name="m", store=store).run(force=True)
+        return value
+
+    x = jg.Job(draw, cache=True, name="x")
+    return jg.Scheduler(x, jg.Job(body, x, arg, cache=True, name="a"), name="m", store=store)
+
+
+def test_a_success_written_by_another_run_meanwhile_leaves_no_graph_snapshot(tmp_path):
+    # Taken from this run's own view, the copy would hold x's old success, which the other
+    # run replaced: the next run would find everything up to date with x's old result.
+    store, ran = tmp_path / "s.db", []
+    _meddling_graph(store, 1, ran).run()
+    assert _snapshot_of(store, "m") is not None
+    report = _meddling_graph(store, 2, ran).run()
+    assert report.ok and {j.name: j.state.name for j in report.jobs}["x"] == "UP_TO_DATE"
+    assert _snapshot_of(store, "m") is None
+    del ran[:]
+    _meddling_graph(store, 2, ran).run()  # decided job by job: x's result is another now
+    assert ran == ["a", "x"]  # (the body's other run draws x again)

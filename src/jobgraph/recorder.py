@@ -25,6 +25,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import StoreError
+from .graphstamp import Ended, columns_of, copied
 from .procfs import stat_fields
 from .state import SUCCESS, State
 from .store.base import (
@@ -32,6 +33,7 @@ from .store.base import (
     PARTS_UNREAD,
     SAME_RESULT,
     EndBatch,
+    GraphSnapshot,
     JobEnd,
     JobStart,
     RunInfo,
@@ -40,6 +42,7 @@ from .store.base import (
     Success,
     new_run_id,
 )
+from .store.journal import new_successes
 
 if TYPE_CHECKING:
     from .core import Core
@@ -48,6 +51,9 @@ if TYPE_CHECKING:
     from .scheduler import Scheduler
 
 LEASE_SECONDS = 30.0  # a run whose owner stopped renewing for this long can be taken over
+# A run keeps what it writes of its successes in memory for a graph snapshot, up to this
+# much of their results: a graph whose results weigh more keeps none.
+_VIEW_BYTES = 64 << 20
 _SEARCHED_RUNS = 50  # how far back a subgraph looks for the results it takes from outside
 
 
@@ -169,6 +175,13 @@ class Recorder:
         self._parts: dict[str, str | None] | None = None  # read when first needed
         self._written: dict[tuple[str, str], int] = {}  # output already kept, per stream
         self.shape: str | None = None  # the graph's digest (with a store)
+        self._names: list[str] = []  # the jobs' names, in the plan's order (with a store)
+        # The run's view of its scheduler's successes for a graph snapshot (graphstamp.py):
+        # the generation they were read at, moved on by each of its own writes, and what
+        # it wrote itself (None: no snapshot can be taken, or none is wanted).
+        self._generation: int | None = None
+        self._wrote: dict[str, Success] | None = None
+        self._wrote_bytes = 0
 
     @property
     def durable(self) -> bool:
@@ -188,7 +201,8 @@ class Recorder:
             return self._resume_in_memory(plan) if resume else {}
         store = self.store
         found = self._find(store, resume) if resume else None
-        self.shape = shape = graph_digest(names.frozen(), plan.reqs)
+        self._names = names.frozen()
+        self.shape = shape = graph_digest(self._names, plan.reqs)
         self.run_id = found.run_id if found else self.run_id or new_run_id()  # (or submit()'s)
         if found is None:
             options_text = json.dumps(options, default=str)
@@ -296,7 +310,39 @@ class Recorder:
         self._starts, self._ends = [], []
         assert self.run_id is not None
         ends = EndBatch.joined(batches)
-        self.store.record(self.run_id, starts, ends)
+        if self._wrote is None:
+            self.store.record(self.run_id, starts, ends)
+            return
+        wins = new_successes(ends, self.run_id)  # (as the store finds them)
+        self._follow(wins, self.store.record(self.run_id, starts, ends))
+
+    def follow_successes(self) -> None:
+        """Keep the run's view of the successes, for a graph snapshot at its end."""
+        if self.store is not None and self._wrote is None:
+            self._wrote = {}
+
+    def _follow(self, wins: list[tuple[Any, ...]], generation: int | None) -> None:
+        """Take a flush's new successes into the view, or give the view up.
+
+        The view stays the table's while each write of successes moved the generation
+        by one from the last: another run wrote none in between.
+        """
+        if not wins:
+            return
+        known, written = self._generation, self._wrote
+        if generation is None or known is None or generation != known + 1 or written is None:
+            self._drop_view()
+            return
+        self._generation = generation
+        for name, fingerprint, result, parts, source, stamp in wins:
+            kept = None if parts is None else PARTS_UNREAD
+            written[name] = Success(fingerprint, result, kept, stamp, source)
+            self._wrote_bytes += len(result) if result else 0
+        if self._wrote_bytes > _VIEW_BYTES:
+            self._drop_view()
+
+    def _drop_view(self) -> None:
+        self._generation, self._wrote = None, None
 
     def output(self, name: str, job: Job) -> None:
         """Keep what a command printed since the last call (``jobgraph logs`` reads it)."""
@@ -312,16 +358,38 @@ class Recorder:
                 self._written[(name, stream)] = len(text)
 
     def finish(
-        self, ended_at: float, exit_code: int, why: str, graph_stamp: str | None = None
+        self,
+        ended_at: float,
+        exit_code: int,
+        why: str,
+        snapshot: tuple[str, list[Ended]] | None = None,
     ) -> None:
-        """Record the run's outcome and graph stamp (``graphstamp.py``); give the lease up."""
+        """Record the run's outcome and graph snapshot, if any; give the lease up.
+
+        ``snapshot``: the graph stamp, and what each job ended with (``graphstamp.py``).
+        """
         if self.store is None or self.run_id is None:
             return
         self.flush()
-        if graph_stamp is not None:
-            self.store.keep_graph_stamp(self.run_id, self.owner, graph_stamp)
+        if snapshot is not None:
+            self._keep_snapshot(*snapshot)
         self.store.finish_run(self.run_id, ended_at, exit_code, why)
         self.store.release(self.run_id, self.owner)
+
+    def _keep_snapshot(self, stamp: str, ended: list[Ended]) -> None:
+        """Keep the graph snapshot, when the run's view of the successes still holds."""
+        written, successes, generation = self._wrote, self._successes, self._generation
+        if written is None or successes is None or generation is None or self.shape is None:
+            return
+        found = [written.get(name) or successes.get(name) for name in self._names]
+        payload = copied(ended, found)
+        if payload is None:
+            return
+        assert self.store is not None and self.run_id is not None
+        snapshot = GraphSnapshot(stamp, generation, payload)
+        self.store.keep_graph_snapshot(
+            self.scheduler.name, self.shape, snapshot, self.run_id, self.owner
+        )
 
     def close(self) -> None:
         """Close a store this recorder opened itself; the run no longer goes on here."""
@@ -335,14 +403,31 @@ class Recorder:
         """The scheduler's stored successes (read once per run; a store is needed)."""
         if self._successes is None:
             assert self.store is not None
-            self._successes = self.store.successes_unparted(self.scheduler.name)
+            name = self.scheduler.name
+            # Counted first: a success written after the count makes the view stale, and
+            # the run's own next write then finds the generation moved by more than one.
+            self._generation = self.store.success_generation(name)
+            self._successes = self.store.successes_unparted(name)
         return self._successes
 
-    def graph_stamp(self) -> str | None:
-        """The newest graph stamp kept for this scheduler's graph (``graphstamp.py``)."""
+    def graph_snapshot(self) -> GraphSnapshot | None:
+        """The graph snapshot kept for this scheduler's graph, while it holds."""
         if self.store is None or self.shape is None:
             return None
-        return self.store.graph_stamp(self.scheduler.name, self.shape)
+        return self.store.graph_snapshot(self.scheduler.name, self.shape)
+
+    def remembered_in(self, snapshot: GraphSnapshot) -> list[Remembered] | None:
+        """Each job's success as a graph snapshot has it, in order; None if one cannot be read.
+
+        A pass per field, as ``end_batch`` records ends.
+        """
+        try:
+            fingerprints, stamps, runs, blobs = columns_of(snapshot.payload, len(self._names))
+            results = [None if blob is None else _loads(blob) for blob in blobs]
+        except Exception:  # damaged, or a result whose class is gone: decided one by one
+            return None
+        fields = (fingerprints, repeat(PARTS_UNREAD), results, blobs, stamps, runs)
+        return list(map(_REMEMBERED, zip(*fields, strict=False)))
 
     def remembered(self, name: str) -> Remembered | None:
         """The last success of a cached job, from the store or from this process."""
@@ -364,31 +449,6 @@ class Recorder:
             success.stamp,
             success.run_id,
         )
-
-    def remembered_all(self, names: Sequence[str]) -> list[Remembered] | None:
-        """:meth:`remembered` of each job, from a store; None if one has none to give.
-
-        A pass per field (as ``end_batch`` records ends): a rerun of a whole unchanged
-        graph takes every job's result this way.
-        """
-        successes = self._successes if self._successes is not None else self.successes()
-        try:
-            found = list(map(successes.__getitem__, names))
-            blobs = [success.result for success in found]
-            results = [None if blob is None else _loads(blob) for blob in blobs]
-        except Exception:  # one never kept, or whose class is gone: decided one by one
-            return None
-        if any(success.parts is None for success in found):
-            return None
-        fields = (
-            map(_FINGERPRINT, found),
-            map(_PARTS, found),
-            results,
-            blobs,
-            map(_STAMP, found),
-            map(_RUN, found),
-        )
-        return list(map(_REMEMBERED, zip(*fields, strict=True)))
 
     def parts(self, name: str, known: Remembered) -> dict[str, Any]:
         """The parts of a remembered success (read, for all jobs at once, when first asked).
@@ -426,7 +486,6 @@ class Kept(NamedTuple):
 
 
 _loads = pickle.loads
-_FINGERPRINT, _PARTS, _STAMP, _RUN = map(attrgetter, ("fingerprint", "parts", "stamp", "run_id"))
 _REMEMBERED = functools.partial(tuple.__new__, Remembered)  # one in C, from its fields
 
 _ATTEMPT = [attrgetter(f) for f in ("_attempts", "_t0", "_t1", "_error", "_returncode", "_note")]

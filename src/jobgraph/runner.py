@@ -161,6 +161,7 @@ class Runner(UpToDateChecks, BodyStarter):
         self._result_runs: dict[int, str | None] = {}
         self._made: dict[int, str | None] = {}
         self._matched: str | None = None
+        self._whole = False
         self._remote: Callable[[Job], DaskSession | None] | None = None
 
     # -- the run --------------------------------------------------------------------
@@ -759,8 +760,8 @@ class Runner(UpToDateChecks, BodyStarter):
         try:
             if self.store_error is None:
                 report = self.report()
-                stamp = self._graph_stamp_to_keep() if report.ok else None
-                self.rec.finish(self.ended_at, report.exit_code, report.why(), stamp)
+                snapshot = self._graph_snapshot_to_keep() if report.ok else None
+                self.rec.finish(self.ended_at, report.exit_code, report.why(), snapshot)
         except StoreError as exc:
             self.store_error = exc
         finally:

@@ -48,6 +48,7 @@ class UpToDateChecks:
     _materials: dict[int, str]  # each cached job's stamp material, as its check used it
     _made: dict[int, str | None]  # stamp materials made at the start (see _by_stamp)
     _matched: str | None  # the graph stamp that found the whole graph up to date
+    _whole: bool  # a graph snapshot may stand for this run's plan (graphstamp.eligible)
     parent: Runner | None
     _durable: bool
 
@@ -131,6 +132,9 @@ class UpToDateChecks:
         never dispatched one by one: an unchanged graph is decided at once. Any other job
         is decided when it is met, as before (then with the files hashed if need be).
         """
+        self._whole = self.parent is None and not self._resumed and _graphstamp.eligible(plan)
+        if self._whole:
+            self.rec.follow_successes()  # for the graph snapshot this run may keep
         if self.force is True:
             return {}
         try:
@@ -182,53 +186,49 @@ class UpToDateChecks:
     def _by_graph_stamp(
         self, plan: _plan.Plan, view: _plan.NamesByIndex
     ) -> dict[int, Remembered] | None:
-        """Every job, when an earlier run's graph stamp matches (``graphstamp.py``); else None.
+        """Every job, when the graph snapshot kept for this graph matches (``graphstamp.py``).
 
-        Then the jobs are decided one at a time, without making again the materials made
-        here.
+        Else None: the jobs are then decided one at a time, without making again the
+        materials made here.
         """
         rec, shape = self.rec, self.rec.shape
-        if self.parent is not None or shape is None or self._resumed or self.force:
+        if not self._whole or shape is None or self.force:
             return None
-        if not _graphstamp.eligible(plan):
-            return None
-        stored = rec.graph_stamp()
-        if stored is None:
+        snapshot = rec.graph_snapshot()
+        if snapshot is None:
             return None
         made = _fingerprints().materials_of(plan.jobs)
         self._made = dict(enumerate(made))
         materials = _graphstamp.complete(made)
-        names = view.frozen()  # (read by the recorder already)
-        kept = _graphstamp.kept_of(rec.successes(), names)
-        if kept is None or materials is None:
-            return None
-        if _graphstamp.graph_stamp(shape, materials, kept) != stored:
+        if materials is None or _graphstamp.graph_stamp(shape, materials) != snapshot.stamp:
             return None
         missing_outputs = _fingerprints().missing_outputs
         if any(job.outputs and missing_outputs(job) for job in plan.jobs):
             return None
-        known = rec.remembered_all(names)
+        known = rec.remembered_in(snapshot)
         if known is None:
             return None  # a result that cannot be read back: decided job by job
-        self._matched = stored
+        self._matched = snapshot.stamp
         return dict(enumerate(known))
 
-    def _graph_stamp_to_keep(self) -> str | None:
-        """The graph stamp this run leaves for the next (see ``graphstamp.py``), or None.
+    def _graph_snapshot_to_keep(self) -> tuple[str, list[_graphstamp.Ended]] | None:
+        """The graph stamp this run leaves for the next, with what each job ended with.
 
-        Only a run whose every job is cached and ended well, each with the material its
-        stamp was made of and a known success, has one; and only when every result a job
-        requires digests the same in any process (no object digested by its pickle, which
-        may follow the hash seed). Any error here means no graph stamp, never a failed run.
+        None when it leaves none (see ``graphstamp.py``). Only a run whose every job is
+        cached and ended well, each with the material its stamp was made of and a known
+        success, has one; and only when every result a job requires digests the same in
+        any process (no object digested by its pickle, which may follow the hash seed). A
+        run that found the graph unchanged leaves the snapshot it matched as it is. Any
+        error here means no snapshot, never a failed run.
         """
         try:
-            return self._graph_stamp_made()
+            return self._graph_snapshot_made()
         except Exception:
             return None
 
-    def _graph_stamp_made(self) -> str | None:
+    def _graph_snapshot_made(self) -> tuple[str, list[_graphstamp.Ended]] | None:
         if self._matched is not None:
-            return self._matched  # nothing changed: the earlier run's holds
+            return None  # nothing changed: the snapshot it matched still holds
         plan, rec, shape = self.plan, self.rec, self.rec.shape
         if self.parent is not None or shape is None or self._resumed:
             return None
@@ -237,7 +237,7 @@ class UpToDateChecks:
         if self._unportable:  # (every required result was digested: each dependent has a stamp)
             return None
         states, prints, sources = self.core.state, self._prints, self._result_runs
-        kept = []
+        ended = []
         for i in range(len(plan.jobs)):
             print_ = prints.get(i)
             if print_ is None or print_[0] is None or print_[2] is None:
@@ -251,9 +251,9 @@ class UpToDateChecks:
                 return None
             if made_by is None:
                 return None
-            kept.append(_graphstamp.kept_text(print_[0], print_[2], made_by))
+            ended.append(_graphstamp.Ended(print_[0], print_[2], made_by))
         materials = _graphstamp.complete(list(map(self._materials.get, range(len(plan.jobs)))))
-        return None if materials is None else _graphstamp.graph_stamp(shape, materials, kept)
+        return None if materials is None else (_graphstamp.graph_stamp(shape, materials), ended)
 
     def _give_fresh_results(self, now: float) -> None:
         """Give the jobs found up to date at the start their results (the core ends them)."""
@@ -295,7 +295,7 @@ class UpToDateChecks:
         """Digest a requirement's result, noting one whose digest may differ elsewhere."""
         self._digests[r], portable = _fingerprints().digest_portably(result)
         if not portable:
-            self._unportable = True  # no graph stamp: see _graph_stamp_to_keep
+            self._unportable = True  # no graph snapshot: see _graph_snapshot_to_keep
 
 
 @functools.cache

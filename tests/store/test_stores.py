@@ -10,6 +10,7 @@ import pytest
 
 from jobgraph.errors import StoreError
 from jobgraph.store import (
+    GraphSnapshot,
     JobEnd,
     JobStart,
     MemoryStore,
@@ -52,24 +53,30 @@ def test_runs_are_listed_newest_first_and_found_by_id_or_last(store):
     assert store.find_run("missing", "last") is None
 
 
-def test_the_newest_graph_stamp_of_a_scheduler_and_graph_is_found(store):
-    for run_id, scheduler, digest in [("r1", "b", "g1"), ("r2", "b", "g1"), ("r3", "b", "g2")]:
-        store.create_run(RunInfo(run_id, scheduler, 1.0, graph_digest=digest))
+def test_each_write_of_a_schedulers_successes_counts_and_drops_its_graph_snapshots(store):
+    for run_id, scheduler in [("r1", "b"), ("r2", "b"), ("x1", "other")]:
+        store.create_run(RunInfo(run_id, scheduler, 1.0))
         store.acquire(run_id, "me", 30.0, 1.0)
-    store.create_run(RunInfo("x1", "other", 1.0, graph_digest="g1"))
-    store.acquire("x1", "me", 30.0, 1.0)
-    assert store.graph_stamp("b", "g1") is None  # none kept yet
-    store.keep_graph_stamp("r1", "me", "s1")
-    store.keep_graph_stamp("r3", "me", "s3")
-    store.keep_graph_stamp("x1", "me", "sx")
-    store.keep_graph_stamp("r2", "someone else", "s2")  # not the lease's holder: not kept
-    assert store.graph_stamp("b", "g1") == "s1"  # r2 kept none: the newest that did
-    store.keep_graph_stamp("r2", "me", "s2")
-    assert (store.graph_stamp("b", "g1"), store.graph_stamp("b", "g2")) == ("s2", "s3")
-    assert store.graph_stamp("other", "g2") is None
-    store.release("r2", "me")
-    store.delete_runs(["r2"], now=0.0)
-    assert store.graph_stamp("b", "g1") == "s1"  # a deleted run's goes with it
+    assert store.success_generation("b") == 0  # nothing written yet
+    assert store.record("r1", [], [JobEnd("a", "FAILED")]) is None  # no success made
+    success = JobEnd("a", "SUCCEEDED", fingerprint="f", parts="{}", stamp="s")
+    assert store.record("r1", [], [success]) == 1 == store.success_generation("b")
+    snap = GraphSnapshot("stamp", 1, b"payload")
+    store.keep_graph_snapshot("b", "g1", snap, "r1", "me")
+    store.keep_graph_snapshot("b", "g2", snap._replace(stamp="other"), "r2", "me")
+    store.keep_graph_snapshot("b", "g3", snap, "r2", "someone else")  # not the lease's holder
+    store.keep_graph_snapshot("b", "g4", snap._replace(generation=0), "r1", "me")  # stale
+    assert store.graph_snapshot("b", "g1") == snap
+    assert store.graph_snapshot("b", "g2") == snap._replace(stamp="other")
+    assert store.graph_snapshot("b", "g3") is None and store.graph_snapshot("b", "g4") is None
+    assert store.graph_snapshot("other", "g1") is None
+    store.record("x1", [], [success])  # another scheduler's success: b's snapshots hold
+    assert store.graph_snapshot("b", "g1") == snap and store.success_generation("other") == 1
+    store.release("r1", "me")
+    store.delete_runs(["r1"], now=0.0)  # the copy is the successes' state, not history
+    assert store.graph_snapshot("b", "g1") == snap
+    assert store.record("r2", [], [success._replace(fingerprint="f2")]) == 2
+    assert store.graph_snapshot("b", "g1") is None and store.graph_snapshot("b", "g2") is None
 
 
 def test_finish_run_records_the_outcome(store):

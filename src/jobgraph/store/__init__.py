@@ -8,7 +8,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .base import EndBatch, JobEnd, JobStart, RunInfo, RunLockedError, Store, Success, new_run_id
+from .base import (
+    EndBatch,
+    GraphSnapshot,
+    JobEnd,
+    JobStart,
+    RunInfo,
+    RunLockedError,
+    Store,
+    Success,
+    new_run_id,
+)
 from .memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -16,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EndBatch",
+    "GraphSnapshot",
     "JobEnd",
     "JobStart",
     "MemoryStore",

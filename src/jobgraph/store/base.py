@@ -35,6 +35,14 @@ class Success(NamedTuple):
     run_id: str | None = None  # the run that produced the result (its journal holds it too)
 
 
+class GraphSnapshot(NamedTuple):
+    """A graph stamp with the successes it stands for (see ``graphstamp.py``)."""
+
+    stamp: str  # the digest of the graph's shape and of its jobs' materials
+    generation: int  # the scheduler's success generation the successes were taken at
+    payload: bytes  # the successes of the graph's jobs, in order (graphstamp.pack_successes)
+
+
 @dataclass
 class RunInfo:
     """One run as the store knows it."""
@@ -216,17 +224,29 @@ class Store(abc.ABC):
         """
         raise StoreError(f"{type(self).__name__} cannot delete runs")
 
-    def keep_graph_stamp(self, run_id: str, owner: str, stamp: str) -> None:  # noqa: B027
-        """Keep the graph stamp a run ended with (see ``graphstamp.py``).
+    def success_generation(self, scheduler: str) -> int | None:
+        """How many writes changed ``scheduler``'s successes so far (0: none); None if untold.
 
-        Only while ``owner`` holds the run's lease: a run taken over meanwhile keeps none.
-        A store that keeps none makes every rerun decide its jobs one at a time.
+        Each :meth:`record` that makes a success adds one, in its own transaction, and
+        drops the scheduler's graph snapshots. A store that counts none (None, the default)
+        keeps no graph snapshot: every rerun decides its jobs one at a time.
+        """
+        return None
+
+    def keep_graph_snapshot(  # noqa: B027 - optional hook
+        self, scheduler: str, graph_digest: str, snapshot: GraphSnapshot, run_id: str, owner: str
+    ) -> None:
+        """Keep the graph snapshot of ``scheduler``'s graph ``graph_digest`` (its latest).
+
+        Only while ``owner`` holds ``run_id``'s lease (a run taken over meanwhile keeps
+        none), and while the scheduler's success generation is still the snapshot's.
         """
 
-    def graph_stamp(self, scheduler: str, graph_digest: str) -> str | None:
-        """The graph stamp of the newest run of this scheduler and graph that kept one.
+    def graph_snapshot(self, scheduler: str, graph_digest: str) -> GraphSnapshot | None:
+        """The graph snapshot kept for this scheduler and graph, while it holds.
 
-        The graph is named by its :attr:`RunInfo.graph_digest`. None if no run kept one.
+        It holds while no success of the scheduler was written since it was taken: its
+        generation is still the scheduler's. None otherwise, or if none was kept.
         """
         return None
 
@@ -256,11 +276,13 @@ class Store(abc.ABC):
     # -- jobs -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> int | None:
         """Record attempts that began and jobs that ended, in one transaction.
 
         An end with a fingerprint and parts (a success, or an up-to-date job whose input
-        files were touched) also becomes the job's last success.
+        files were touched) also becomes the job's last success. When the batch made one,
+        returns the scheduler's new success generation (see :meth:`success_generation`);
+        otherwise, or from a store that counts none, None.
         """
 
     @abc.abstractmethod

@@ -17,7 +17,8 @@ from ..errors import StoreError
 from .base import PARTS_UNREAD, EndBatch, JobEnd, JobStart, RunLockedError
 
 PICKLE_PROTOCOL = 4  # readable by every supported Python
-TABLES = ("meta", "runs", "journal", "successes", "output")  # of the current schema, in both
+# The tables of the current schema, in both.
+TABLES = ("meta", "runs", "journal", "successes", "output", "generations", "graph_snapshots")
 # What the SQL stores select of a success for Store.successes, {parts} being "parts", or
 # this for Store.successes_unparted (the parts not read, but told from none kept).
 SUCCESS_COLUMNS = "name, fingerprint, result, {parts}, stamp, run_id"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .base import JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
+from .base import GraphSnapshot, JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
 from .journal import check_lease, lease_live, new_successes, run_gone
 
 
@@ -19,7 +19,8 @@ class MemoryStore(Store):
         self._success: dict[tuple[str, str], Success] = {}
         self._output: dict[tuple[str, str, str], list[str]] = {}
         self._leases: dict[str, tuple[str, float]] = {}
-        self._stamps: dict[str, str] = {}  # graph stamps, by run
+        self._generations: dict[str, int] = {}  # writes of successes, by scheduler
+        self._snapshots: dict[tuple[str, str], GraphSnapshot] = {}  # by scheduler and graph
 
     def create_run(self, info: RunInfo) -> None:
         self._runs[info.run_id] = replace(info)
@@ -42,17 +43,21 @@ class MemoryStore(Store):
         if run is not None:  # (a run deleted meanwhile has no end to keep, as in SQL)
             run.ended_at, run.exit_code, run.why = ended_at, exit_code, why
 
-    def keep_graph_stamp(self, run_id: str, owner: str, stamp: str) -> None:
-        if run_id in self._runs and self._leases.get(run_id, (None,))[0] == owner:
-            self._stamps[run_id] = stamp
+    def success_generation(self, scheduler: str) -> int | None:
+        return self._generations.get(scheduler, 0)
 
-    def graph_stamp(self, scheduler: str, graph_digest: str) -> str | None:
-        for run in reversed(list(self._runs.values())):
-            if (run.scheduler, run.graph_digest) != (scheduler, graph_digest):
-                continue
-            if run.run_id in self._stamps:
-                return self._stamps[run.run_id]
-        return None
+    def keep_graph_snapshot(
+        self, scheduler: str, graph_digest: str, snapshot: GraphSnapshot, run_id: str, owner: str
+    ) -> None:
+        held = run_id in self._runs and self._leases.get(run_id, (None,))[0] == owner
+        if held and snapshot.generation == self._generations.get(scheduler, 0):
+            self._snapshots[(scheduler, graph_digest)] = snapshot
+
+    def graph_snapshot(self, scheduler: str, graph_digest: str) -> GraphSnapshot | None:
+        found = self._snapshots.get((scheduler, graph_digest))
+        if found is None or found.generation != self._generations.get(scheduler, 0):
+            return None
+        return found
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
         return [self._copy(r) for r in reversed(list(self._runs.values()))][:limit]
@@ -60,7 +65,7 @@ class MemoryStore(Store):
     def delete_runs(self, run_ids: Sequence[str], now: float) -> list[str]:
         gone = [r for r in run_ids if r in self._runs and not self._live(r, now)]
         for run_id in gone:
-            for table in (self._runs, self._ends, self._starts, self._leases, self._stamps):
+            for table in (self._runs, self._ends, self._starts, self._leases):
                 table.pop(run_id, None)
         if gone:
             dropped = set(gone)
@@ -94,7 +99,7 @@ class MemoryStore(Store):
         if held is not None and held[0] == owner:
             del self._leases[run_id]
 
-    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> int | None:
         if run_id not in self._runs:
             raise run_gone(run_id)
         self._starts[run_id].extend(starts)
@@ -102,8 +107,19 @@ class MemoryStore(Store):
         scheduler = self._runs[run_id].scheduler
         for end in ends:
             table[end.name] = end
-        for name, fingerprint, result, parts, source, stamp in new_successes(ends, run_id):
+        wins = new_successes(ends, run_id)
+        if not wins:
+            return None
+        for name, fingerprint, result, parts, source, stamp in wins:
             self._success[(scheduler, name)] = Success(fingerprint, result, parts, stamp, source)
+        return self._next_generation(scheduler)
+
+    def _next_generation(self, scheduler: str) -> int:
+        """One more write of the scheduler's successes: its graph snapshots no longer hold."""
+        generation = self._generations[scheduler] = self._generations.get(scheduler, 0) + 1
+        for key in [key for key in self._snapshots if key[0] == scheduler]:
+            del self._snapshots[key]
+        return generation
 
     def job_starts(self, run_id: str) -> list[JobStart]:
         return list(self._starts.get(run_id, ()))

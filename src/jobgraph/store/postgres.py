@@ -17,7 +17,16 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError
-from .base import Checkup, JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
+from .base import (
+    Checkup,
+    GraphSnapshot,
+    JobEnd,
+    JobStart,
+    RunInfo,
+    RunLockedError,
+    Store,
+    Success,
+)
 from .journal import (
     SUCCESS_COLUMNS,
     UNREAD_PARTS,
@@ -34,7 +43,7 @@ from .journal import (
 T = TypeVar("T")
 
 INSTALL_HINT = "the PostgreSQL store needs psycopg 3: pip install 'jobgraph[postgres]'"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 _RETRIES = 10  # attempts at a statement while the server is unreachable or conflicting
 _MAX_DELAY = 2.0  # seconds: with doubling from 0.05, the budget is about 12 s
 _LOCK_KEY = 0x6A6F6267  # the advisory lock taken while migrating ("jobg")
@@ -103,8 +112,27 @@ _MIGRATIONS: list[str] = [
     "",
     # 5: ... by the run that made it (JobEnd.result_of: journal rows of one more column).
     "",
-    # 6: a run keeps its graph stamp (see graphstamp.py).
+    # 6: a run keeps its graph stamp (see graphstamp.py). Since 7, no longer written.
     "ALTER TABLE runs ADD COLUMN graph_stamp TEXT",
+    # 7: each scheduler counts the writes of its successes, and a graph's stamp is kept
+    # with the successes it stands for, valid while that count stays (see graphstamp.py).
+    # The successes are stored as they are, as journal rows are (see 3).
+    """
+    CREATE TABLE generations (
+        scheduler TEXT PRIMARY KEY,
+        generation BIGINT NOT NULL
+    );
+    CREATE TABLE graph_snapshots (
+        scheduler TEXT NOT NULL,
+        graph_digest TEXT NOT NULL,
+        stamp TEXT NOT NULL,
+        generation BIGINT NOT NULL,
+        payload BYTEA NOT NULL,
+        run_id TEXT NOT NULL,
+        PRIMARY KEY (scheduler, graph_digest)
+    );
+    ALTER TABLE graph_snapshots ALTER COLUMN payload SET STORAGE EXTERNAL
+    """,
 ]
 
 
@@ -231,21 +259,48 @@ class PostgresStore(Store):
             )
         )
 
-    def keep_graph_stamp(self, run_id: str, owner: str, stamp: str) -> None:
-        self._run(
-            lambda db: db.execute(
-                "UPDATE runs SET graph_stamp = %s WHERE run_id = %s AND owner = %s",
-                (stamp, run_id, owner),
-            )
-        )
+    def success_generation(self, scheduler: str) -> int | None:
+        rows = self._read("SELECT generation FROM generations WHERE scheduler = %s", (scheduler,))
+        return int(rows[0][0]) if rows else 0
 
-    def graph_stamp(self, scheduler: str, graph_digest: str) -> str | None:
+    def keep_graph_snapshot(
+        self, scheduler: str, graph_digest: str, snapshot: GraphSnapshot, run_id: str, owner: str
+    ) -> None:
+        def keep(db: Any) -> None:
+            held = db.execute(
+                "SELECT 1 FROM runs WHERE run_id = %s AND owner = %s FOR KEY SHARE",
+                (run_id, owner),
+            ).fetchone()
+            # FOR SHARE: a write of a success waits until this one is in, then drops it.
+            counted = db.execute(
+                "SELECT generation FROM generations WHERE scheduler = %s FOR SHARE",
+                (scheduler,),
+            ).fetchone()
+            if held is None or (counted[0] if counted else 0) != snapshot.generation:
+                return  # taken over, or a success written since: the snapshot holds no more
+            db.execute(
+                "INSERT INTO graph_snapshots (scheduler, graph_digest, stamp, generation, "
+                "payload, run_id) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (scheduler, graph_digest) DO UPDATE SET stamp = EXCLUDED.stamp, "
+                "generation = EXCLUDED.generation, payload = EXCLUDED.payload, "
+                "run_id = EXCLUDED.run_id",
+                (scheduler, graph_digest, *snapshot, run_id),
+            )
+
+        self._run(keep)
+
+    def graph_snapshot(self, scheduler: str, graph_digest: str) -> GraphSnapshot | None:
         rows = self._read(
-            "SELECT graph_stamp FROM runs WHERE scheduler = %s AND graph_digest = %s "
-            "AND graph_stamp IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            "SELECT s.stamp, s.generation, s.payload FROM graph_snapshots AS s "
+            "LEFT JOIN generations AS g ON g.scheduler = s.scheduler "
+            "WHERE s.scheduler = %s AND s.graph_digest = %s "
+            "AND s.generation = COALESCE(g.generation, 0)",
             (scheduler, graph_digest),
         )
-        return str(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        stamp, generation, payload = rows[0]
+        return GraphSnapshot(stamp, int(generation), bytes(payload))
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
         rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY seq DESC LIMIT %s", (limit,))
@@ -310,34 +365,44 @@ class PostgresStore(Store):
 
     # -- jobs -----------------------------------------------------------------------
 
-    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> int | None:
         if not (starts or ends):
-            return
+            return None
         packed_starts, packed_ends = pack(starts), pack(ends)  # one journal row per flush
         wins = new_successes(ends, run_id)
 
-        def write(db: Any) -> None:
+        def write(db: Any) -> int | None:
             added = db.execute(
                 f"INSERT INTO journal (run_id, starts, ends) SELECT %s, %s, %s WHERE {_RUN_KEPT}",
                 (run_id, packed_starts, packed_ends, run_id),
             )
             if added.rowcount != 1:
                 raise run_gone(run_id)
-            if wins:
-                found = db.execute("SELECT scheduler FROM runs WHERE run_id = %s", (run_id,))
-                scheduler = found.fetchone()[0]
-                with db.cursor() as cursor:
-                    cursor.executemany(
-                        "INSERT INTO successes (scheduler, name, fingerprint, result, parts, "
-                        "run_id, stamp) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT (scheduler, name) DO UPDATE SET fingerprint = "
-                        "EXCLUDED.fingerprint, result = EXCLUDED.result, parts = EXCLUDED.parts, "
-                        "run_id = EXCLUDED.run_id, stamp = EXCLUDED.stamp",
-                        [(scheduler, *win) for win in wins],
-                    )
+            if not wins:
+                return None
+            found = db.execute("SELECT scheduler FROM runs WHERE run_id = %s", (run_id,))
+            scheduler = found.fetchone()[0]
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO successes (scheduler, name, fingerprint, result, parts, "
+                    "run_id, stamp) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (scheduler, name) DO UPDATE SET fingerprint = "
+                    "EXCLUDED.fingerprint, result = EXCLUDED.result, parts = EXCLUDED.parts, "
+                    "run_id = EXCLUDED.run_id, stamp = EXCLUDED.stamp",
+                    [(scheduler, *win) for win in wins],
+                )
+            # One more write of the scheduler's successes: its graph snapshots hold no more.
+            counted = db.execute(
+                "INSERT INTO generations (scheduler, generation) VALUES (%s, 1) "
+                "ON CONFLICT (scheduler) DO UPDATE SET generation = generations.generation + 1 "
+                "RETURNING generation",
+                (scheduler,),
+            ).fetchone()
+            db.execute("DELETE FROM graph_snapshots WHERE scheduler = %s", (scheduler,))
+            return int(counted[0])
 
         # Most flushes are their journal row alone (no cached job among their ends).
-        self._run(write, one_statement=not wins)
+        return self._run(write, one_statement=not wins)
 
     def recorded_ends(self, run_id: str) -> dict[str, JobEnd]:
         rows = self._read("SELECT ends FROM journal WHERE run_id = %s ORDER BY seq", (run_id,))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StoreError
-from .base import Checkup, JobEnd, JobStart, RunInfo, Store, Success
+from .base import Checkup, GraphSnapshot, JobEnd, JobStart, RunInfo, Store, Success
 from .journal import (
     SUCCESS_COLUMNS,
     UNREAD_PARTS,
@@ -36,7 +36,7 @@ T = TypeVar("T")
 _FIRST, _REST = itemgetter(0), itemgetter(slice(1, None))
 _SUCCESS = functools.partial(tuple.__new__, Success)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 _RETRIES = 8  # attempts at a write that keeps finding the database locked
 _BUSY_MS = 5000
 
@@ -93,8 +93,25 @@ _MIGRATIONS: list[str] = [
     "",
     # 5: ... by the run that made it (JobEnd.result_of: journal rows of one more column).
     "",
-    # 6: a run keeps its graph stamp (see graphstamp.py).
+    # 6: a run keeps its graph stamp (see graphstamp.py). Since 7, no longer written.
     "ALTER TABLE runs ADD COLUMN graph_stamp TEXT",
+    # 7: each scheduler counts the writes of its successes, and a graph's stamp is kept
+    # with the successes it stands for, valid while that count stays (see graphstamp.py).
+    """
+    CREATE TABLE generations (
+        scheduler TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL
+    );
+    CREATE TABLE graph_snapshots (
+        scheduler TEXT NOT NULL,
+        graph_digest TEXT NOT NULL,
+        stamp TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        run_id TEXT NOT NULL,
+        PRIMARY KEY (scheduler, graph_digest)
+    )
+    """,
 ]
 
 
@@ -247,21 +264,36 @@ class SQLiteStore(Store):
             )
         )
 
-    def keep_graph_stamp(self, run_id: str, owner: str, stamp: str) -> None:
-        self._write(
-            lambda db: db.execute(
-                "UPDATE runs SET graph_stamp = ? WHERE run_id = ? AND owner = ?",
-                (stamp, run_id, owner),
-            )
-        )
+    def success_generation(self, scheduler: str) -> int | None:
+        rows = self._read("SELECT generation FROM generations WHERE scheduler = ?", (scheduler,))
+        return int(rows[0][0]) if rows else 0
 
-    def graph_stamp(self, scheduler: str, graph_digest: str) -> str | None:
+    def keep_graph_snapshot(
+        self, scheduler: str, graph_digest: str, snapshot: GraphSnapshot, run_id: str, owner: str
+    ) -> None:
+        def keep(db: sqlite3.Connection) -> None:
+            held = db.execute(
+                "SELECT 1 FROM runs WHERE run_id = ? AND owner = ?", (run_id, owner)
+            ).fetchone()
+            if held is None or _generation(db, scheduler) != snapshot.generation:
+                return  # taken over, or a success written since: the snapshot holds no more
+            db.execute(
+                "INSERT OR REPLACE INTO graph_snapshots (scheduler, graph_digest, stamp, "
+                "generation, payload, run_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (scheduler, graph_digest, *snapshot, run_id),
+            )
+
+        self._write(keep)
+
+    def graph_snapshot(self, scheduler: str, graph_digest: str) -> GraphSnapshot | None:
         rows = self._read(
-            "SELECT graph_stamp FROM runs WHERE scheduler = ? AND graph_digest = ? "
-            "AND graph_stamp IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            "SELECT s.stamp, s.generation, s.payload FROM graph_snapshots AS s "
+            "LEFT JOIN generations AS g ON g.scheduler = s.scheduler "
+            "WHERE s.scheduler = ? AND s.graph_digest = ? "
+            "AND s.generation = COALESCE(g.generation, 0)",
             (scheduler, graph_digest),
         )
-        return str(rows[0][0]) if rows else None
+        return GraphSnapshot(*rows[0]) if rows else None
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
         rows = self._read(
@@ -340,11 +372,11 @@ class SQLiteStore(Store):
 
     # -- jobs -----------------------------------------------------------------------
 
-    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> None:
+    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> int | None:
         packed_starts, packed_ends = pack(starts), pack(ends)  # one journal row per flush
         wins = new_successes(ends, run_id)
 
-        def write(db: sqlite3.Connection) -> None:
+        def write(db: sqlite3.Connection) -> int | None:
             # The run's row, read once: it must still be there (not pruned under us), and
             # names the scheduler whose successes the batch renews.
             run = db.execute("SELECT scheduler FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -354,16 +386,17 @@ class SQLiteStore(Store):
                 "INSERT INTO journal (run_id, starts, ends) VALUES (?, ?, ?)",
                 (run_id, packed_starts, packed_ends),
             )
-            if wins:
-                scheduler = run[0]
-                db.executemany(
-                    "INSERT OR REPLACE INTO successes (scheduler, name, fingerprint, result, "
-                    "parts, run_id, stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(scheduler, *win) for win in wins],
-                )
+            if not wins:
+                return None
+            scheduler = run[0]
+            db.executemany(
+                "INSERT OR REPLACE INTO successes (scheduler, name, fingerprint, result, "
+                "parts, run_id, stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(scheduler, *win) for win in wins],
+            )
+            return _next_generation(db, scheduler)
 
-        if starts or ends:
-            self._write(write)
+        return self._write(write) if starts or ends else None
 
     def recorded_ends(self, run_id: str) -> dict[str, JobEnd]:
         rows = self._read("SELECT ends FROM journal WHERE run_id = ? ORDER BY seq", (run_id,))
@@ -455,6 +488,24 @@ def checkup(path: str | os.PathLike[str]) -> Checkup:
         db.close()
     unique = tuple(dict.fromkeys(problems))  # the same message from both reads, once
     return Checkup(str(file), unique, version, SCHEMA_VERSION, tables)
+
+
+def _generation(db: sqlite3.Connection, scheduler: str) -> int:
+    """How many writes changed the scheduler's successes (see Store.success_generation)."""
+    row = db.execute("SELECT generation FROM generations WHERE scheduler = ?", (scheduler,))
+    found = row.fetchone()
+    return int(found[0]) if found else 0
+
+
+def _next_generation(db: sqlite3.Connection, scheduler: str) -> int:
+    """Count one more write of the scheduler's successes: its graph snapshots hold no more."""
+    # (Two statements rather than an upsert, which SQLite has only since 3.24.)
+    db.execute("INSERT OR IGNORE INTO generations VALUES (?, 0)", (scheduler,))
+    db.execute(
+        "UPDATE generations SET generation = generation + 1 WHERE scheduler = ?", (scheduler,)
+    )
+    db.execute("DELETE FROM graph_snapshots WHERE scheduler = ?", (scheduler,))
+    return _generation(db, scheduler)
 
 
 def _stored_version(db: sqlite3.Connection) -> int | None:
