@@ -100,11 +100,25 @@ class Core:
 
     def start(self) -> None:
         """Make the jobs with no requirements ready; apply jobs ended in advance."""
-        for i, state in self.spec.done.items():
+        done, n = self.spec.done, len(self.state)
+        if len(done) == n and not self._has_forever and TERMINAL.issuperset(done.values()):
+            self._end_all(done)  # a whole graph ended in advance (an unchanged rerun)
+            return
+        for i, state in done.items():
             self._end(i, state)
         for i, waiting in enumerate(self._waiting):
             if waiting == 0 and self.state[i] is _PENDING:
                 self._make_ready(i)
+
+    def _end_all(self, done: Mapping[int, State]) -> None:
+        """:meth:`_end` of every job at once: nobody is left to notify or to make ready."""
+        for ended in set(done.values()):
+            check_transition(self.names[next(iter(done))], _PENDING, ended)
+        states = self.state
+        for i, ended in done.items():
+            states[i] = ended
+        self.unfinished = 0
+        self.ended.extend(done)
 
     def dispatch(self, limit: int | None = None) -> list[int]:
         """Return the jobs to start now (marked RUNNING), within window and pools.

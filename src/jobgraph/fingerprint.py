@@ -19,6 +19,7 @@ import glob
 import hashlib
 import inspect
 import json
+import operator
 import os
 import pathlib
 import pickle
@@ -366,18 +367,19 @@ def material_of(job: Job) -> tuple[str | None, dict[str, list[Any]]]:
     return "\x00".join(fields), inputs
 
 
-def materials_of(jobs: Sequence[Job]) -> list[str | None]:
+def materials_of(jobs: Sequence[Job], names: Sequence[str] | None = None) -> list[str | None]:
     """The stamp material of each job (see :func:`material_of`), the usual jobs' in one loop.
 
     The usual job (a function of positional arguments of plain types, with at most one
     input file named without a pattern, and no environment keys) has its material made
     here, the same text :func:`material_of` makes, without its calls and with no record
     of its files kept: a whole graph's materials are made at every rerun. Any other job
-    goes through :func:`material_of`.
+    goes through :func:`material_of`. ``names``: the jobs' names, when known already.
     """
     made: list[str | None] = []
     append, stat_, simple = made.append, os.stat, _SIMPLE
-    for job in jobs:
+    codes: dict[Any, str] = {}  # by function: most jobs of a graph share a few
+    for job, name in zip(jobs, names if names is not None else map(_NAME, jobs), strict=True):
         args, paths, fn = job._args, job.inputs, job._fn
         if (
             job._kind not in _USUAL_KINDS
@@ -385,35 +387,42 @@ def materials_of(jobs: Sequence[Job]) -> list[str | None]:
             or job.env_keys
             or type(fn) is functools.partial
             or len(paths) > 1
-            or not all([type(a) in simple for a in args])
+            or (paths and ("*" in paths[0] or "?" in paths[0] or "[" in paths[0]))  # globs
         ):
             append(material_of(job)[0])
             continue
-        try:
-            code = _code_key(fn) or _code_digest(fn)
-        except TypeError:
-            append(material_of(job)[0])  # an unhashable callable
-            continue
-        head = f"stamp3\x00{job.name}\x00{code}\x00list:2[tuple:{args!r};dict:0{{}}]"
-        if not paths:
-            append(head)
-            continue
-        path = paths[0]
-        if "*" in path or "?" in path or "[" in path:  # glob's magic characters
-            append(material_of(job)[0])
-            continue
-        try:
-            info = stat_(path)
-        except OSError:
-            append(None)  # missing: no stamp
-            continue
-        if info.st_mode & _FILE_TYPE != _REGULAR:
-            append(None)  # a folder or a special file counts as missing
-            continue
-        append(f"{head}\x00{path}={info.st_size}:{info.st_mtime_ns}")
+        for arg in args:
+            if type(arg) not in simple:
+                append(material_of(job)[0])
+                break
+        else:
+            try:
+                code = codes.get(fn)
+                if code is None:
+                    code = codes[fn] = _code_key(fn) or _code_digest(fn)
+            except TypeError:
+                append(material_of(job)[0])  # an unhashable callable
+                continue
+            if not paths:
+                append(f"stamp3\x00{name}\x00{code}\x00list:2[tuple:{args!r};dict:0{{}}]")
+                continue
+            path = paths[0]
+            try:
+                info = stat_(path)
+            except OSError:
+                append(None)  # missing: no stamp
+                continue
+            if info.st_mode & _FILE_TYPE != _REGULAR:
+                append(None)  # a folder or a special file counts as missing
+                continue
+            append(
+                f"stamp3\x00{name}\x00{code}\x00list:2[tuple:{args!r};dict:0{{}}]"
+                f"\x00{path}={info.st_size}:{info.st_mtime_ns}"
+            )
     return made
 
 
+_NAME = operator.attrgetter("name")
 _USUAL_KINDS = frozenset({FUNCTION, CORO_FUNCTION})
 
 

@@ -11,6 +11,7 @@ import difflib
 import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, overload
 
 from . import graph
@@ -83,6 +84,9 @@ class Plan:
         return view
 
 
+_EXPLICIT = attrgetter("_name")  # a job's name as given (None: derived)
+
+
 class NamesByIndex(Sequence[str]):
     """The names of a list of jobs, as a sequence that reads each one when asked.
 
@@ -101,6 +105,10 @@ class NamesByIndex(Sequence[str]):
         if self._frozen is not None:
             return
         jobs = self._jobs
+        explicit = list(map(_EXPLICIT, jobs))
+        if None not in explicit:  # every job named by its maker: nothing to derive
+            self._frozen = explicit
+            return
         owner = jobs[0]._owner if jobs else None
         if owner is not None:
             owner._names()  # derives every unnamed job's name at once (fresh, if it changed)

@@ -21,8 +21,8 @@ import time
 from array import array
 from collections.abc import Mapping, Sequence
 from itertools import chain, repeat
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any, NamedTuple
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from .errors import StoreError
 from .graphstamp import Ended, columns_of, copied
@@ -520,6 +520,12 @@ def end_batch(
         causes = [tuple([prefix + c for c in cause]) for cause in causes]
     results: list[bytes | None] = list(map(kept.pickled.pop, ended, repeat(None)))
     n = len(ended)
+    same = _all_same_results(ended, states, kept) if kept.sources else None
+    if same is not None:  # all up to date, each referring to its success (a rerun's)
+        empty, columns = [None] * n, [names, states, attempts, t0, t1, error, returncode]
+        return EndBatch(
+            [*columns, [SAME_RESULT] * n, empty, causes, note, empty, required, empty, same]
+        )
     fingerprints: list[str | None] = [None] * n
     parts: list[str | None] = [None] * n
     stamps: list[str | None] = [None] * n
@@ -539,6 +545,33 @@ def end_batch(
         sources = [kept.sources.pop(j).run_id if j in kept.sources else None for j in ended]
     columns = [names, states, attempts, t0, t1, error, returncode, results, fingerprints]
     return EndBatch([*columns, causes, note, parts, required, stamps, sources])
+
+
+def _all_same_results(ended: list[int], states: list[str], kept: Kept) -> list[str | None] | None:
+    """The producing runs of a batch of ends that all refer to their successes' results.
+
+    That is, every end is UP_TO_DATE with a success of a known run, and no parts to renew
+    it with (its files were not touched): what ``_up_to_date_results`` makes of each such
+    end, for a whole batch at once. None when some end is not such a one.
+    """
+    if states.count("UP_TO_DATE") != len(ended):
+        return None
+    prints = list(map(kept.prints.get, ended))
+    if None in prints or any(map(_PARTS_OF_PRINT, cast("list[Print]", prints))):
+        return None
+    sources = kept.sources
+    known = list(map(sources.get, ended))
+    if None in known:
+        return None
+    runs: list[str | None] = list(map(_RUN_OF, known))
+    if None in runs:
+        return None
+    for j in ended:
+        del sources[j]  # (recorded: see Kept)
+    return runs
+
+
+_PARTS_OF_PRINT, _RUN_OF = itemgetter(1), attrgetter("run_id")
 
 
 def _up_to_date_results(

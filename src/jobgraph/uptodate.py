@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
+from operator import attrgetter
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,12 @@ if TYPE_CHECKING:
 
 _SUCCEEDED, _UP_TO_DATE = State.SUCCEEDED, State.UP_TO_DATE
 _now = time.time
+_RUN_OF = attrgetter("run_id")
+
+
+def _print_of(known: Remembered) -> Print:
+    """An up-to-date job's print: its fingerprint and stamp, nothing new to keep."""
+    return (known.fingerprint, None, known.stamp)
 
 
 class UpToDateChecks:
@@ -197,7 +204,7 @@ class UpToDateChecks:
         snapshot = rec.graph_snapshot()
         if snapshot is None:
             return None
-        made = _fingerprints().materials_of(plan.jobs)
+        made = _fingerprints().materials_of(plan.jobs, view.frozen())
         self._made = dict(enumerate(made))
         materials = _graphstamp.complete(made)
         if materials is None or _graphstamp.graph_stamp(shape, materials) != snapshot.stamp:
@@ -257,10 +264,17 @@ class UpToDateChecks:
 
     def _give_fresh_results(self, now: float) -> None:
         """Give the jobs found up to date at the start their results (the core ends them)."""
-        jobs = self.jobs
-        for i, known in self._fresh.items():
-            self._prints[i] = (known.fingerprint, None, known.stamp)  # as _up_to_date's
-            self._up_to_date_job(i, jobs[i], known, now)
+        fresh = self._fresh
+        if not fresh:
+            return
+        # _up_to_date_job for each, a pass per field (a whole unchanged graph comes here).
+        self._sources.update(fresh)
+        known_ones = fresh.values()
+        self._result_runs.update(zip(fresh, map(_RUN_OF, known_ones), strict=True))
+        self._prints.update(zip(fresh, map(_print_of, known_ones), strict=True))  # as _up_to_date's
+        for job, known in zip(map(self.jobs.__getitem__, fresh), known_ones, strict=True):
+            job._result = known.result
+            job._t0 = job._t1 = now
 
     def _known_result(self, r: int, fresh: dict[int, Remembered]) -> Any:
         """The result of a job known done before the run starts (up to date or resumed)."""

@@ -169,3 +169,18 @@ def test_jobs_ended_in_advance_count_as_done():
     )
     core.start()
     assert core.dispatch() == [1]
+
+
+def test_a_whole_graph_ended_in_advance_ends_at_the_first_step_as_job_by_job():
+    from jobgraph import graph
+    from jobgraph.core import Core, Spec
+
+    reqs = [[], [0], [0, 1]]
+    done = {2: State.UP_TO_DATE, 0: State.UP_TO_DATE, 1: State.UP_TO_DATE}
+    whole = Core(Spec(names=["a", "b", "c"], reqs=reqs, succs=graph.successors(reqs), done=done))
+    whole.start()
+    assert whole.finished and whole.dispatch() == []
+    assert whole.collect() == [2, 0, 1] and whole.state == [State.UP_TO_DATE] * 3
+    bad = Core(Spec(names=["a"], reqs=[[]], succs=[[]], done={0: State.TIMED_OUT}))
+    with pytest.raises(TransitionError):  # PENDING -> TIMED_OUT: never in advance
+        bad.start()
