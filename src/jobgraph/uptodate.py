@@ -142,7 +142,7 @@ class UpToDateChecks:
         self._whole = self.parent is None and not self._resumed and _graphstamp.eligible(plan)
         if self._whole:
             self.rec.follow_successes()  # for the graph snapshot this run may keep
-        if self.force is True:
+        if self.force is True or not _any_cached(plan.jobs):
             return {}
         try:
             whole = self._whole_graph_fresh(plan, names)
@@ -310,6 +310,14 @@ class UpToDateChecks:
         self._digests[r], portable = _fingerprints().digest_portably(result)
         if not portable:
             self._unportable = True  # no graph snapshot: see _graph_snapshot_to_keep
+
+
+def _any_cached(jobs: list[Job]) -> bool:
+    """Whether some job is cached (``fingerprint.is_cached``), a pass in C per option."""
+    return any(map(_CACHE, jobs)) or any(map(_INPUTS, jobs)) or any(map(_OUTPUTS, jobs))
+
+
+_CACHE, _INPUTS, _OUTPUTS = map(attrgetter, ("cache", "inputs", "outputs"))
 
 
 @functools.cache
