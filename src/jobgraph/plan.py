@@ -8,6 +8,7 @@ jobs that must go to a worker process but cannot be pickled.
 from __future__ import annotations
 
 import difflib
+import operator
 import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,7 +112,13 @@ class NamesByIndex(Sequence[str]):
             return
         owner = jobs[0]._owner if jobs else None
         if owner is not None:
-            owner._names()  # derives every unnamed job's name at once (fresh, if it changed)
+            by_name = owner._names()  # derives every unnamed job's name (fresh, if it changed)
+            if explicit.count(None) == len(jobs) == len(by_name) and all(
+                map(operator.is_, jobs, owner._jobs)
+            ):
+                # None named, all the owner's: its names were made in this order.
+                self._frozen = list(by_name)
+                return
         # job.name, without its per-job lookups: (_auto is set by the derivation above).
         self._frozen = [
             j._name if j._name is not None else (j._auto if j._owner is owner else None) or j.name
