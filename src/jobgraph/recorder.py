@@ -512,7 +512,7 @@ def end_batch(
     states = list(map(_NAME, map(core.state.__getitem__, ended)))
     name_of = core.names.__getitem__
     names = list(map(name_of, ended))
-    required = list(map(tuple, map(map, repeat(name_of), map(reqs.__getitem__, ended))))
+    required = _requirement_names(ended, reqs, core.names)
     causes = list(map(core.causes.__getitem__, ended))
     if prefix:  # a nested scheduler's jobs are kept as "outer/inner", as its report names them
         names = [prefix + name for name in names]
@@ -545,6 +545,22 @@ def end_batch(
         sources = [kept.sources.pop(j).run_id if j in kept.sources else None for j in ended]
     columns = [names, states, attempts, t0, t1, error, returncode, results, fingerprints]
     return EndBatch([*columns, causes, note, parts, required, stamps, sources])
+
+
+def _requirement_names(
+    ended: list[int], reqs: Sequence[Sequence[int]], names: Sequence[str]
+) -> list[tuple[str, ...]]:
+    """The names of what each of jobs ``ended`` requires (most jobs require none or one)."""
+    required: list[tuple[str, ...]] = []
+    append = required.append
+    for row in map(reqs.__getitem__, ended):
+        if not row:
+            append(())
+        elif len(row) == 1:
+            append((names[row[0]],))
+        else:
+            append(tuple([names[r] for r in row]))
+    return required
 
 
 def _all_same_results(ended: list[int], states: list[str], kept: Kept) -> list[str | None] | None:
