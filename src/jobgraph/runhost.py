@@ -33,6 +33,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -114,7 +115,7 @@ def run_one(request: dict[str, Any]) -> bool:
         if _abort_marked(request):
             defer_interrupt()  # aborted before it reached this host
         run_request(request)
-        reusable = threading.active_count() == 1
+        reusable = _threads_ended()
     except BaseException:
         traceback.print_exc()  # into the run's log
         reusable = False
@@ -126,6 +127,21 @@ def run_one(request: dict[str, Any]) -> bool:
         saved.restore()
         redirect_output(None)
     return reusable
+
+
+def _threads_ended(seconds: float = 1.0) -> bool:
+    """Whether the run left no thread behind, once its pools' threads had time to end.
+
+    A run stops its thread pool without waiting for it: an idle pool thread ends a moment
+    later (later still on a loaded machine). A thread still running a function after
+    ``seconds`` was abandoned (a soft timeout) and stays.
+    """
+    deadline = time.monotonic() + seconds
+    me = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not me:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return threading.active_count() == 1
 
 
 class _Saved:
