@@ -416,7 +416,6 @@ def test_a_store_of_an_older_jobgraph_still_skips_what_is_unchanged(tmp_path, ha
     build(tmp_path, Counter(), store)[0].run()
     with sqlite3.connect(store) as db:  # as schema 1 left it: successes without stamps
         db.execute("UPDATE successes SET stamp = NULL")
-        db.execute("DELETE FROM graph_snapshots")  # (which came with schema 7)
     hashed.clear()
     counter = Counter()
     report = build(tmp_path, counter, store)[0].run()
@@ -449,7 +448,6 @@ def test_a_success_rewritten_without_its_stamp_is_not_taken_as_unchanged(tmp_pat
     jg.Scheduler(job, name="s", store=tmp_path / "s.db").run()
     with sqlite3.connect(tmp_path / "s.db") as db:
         db.execute("UPDATE successes SET fingerprint = 'x' || substr(fingerprint, 2)")
-        db.execute("DELETE FROM graph_snapshots")  # (an older jobgraph's store has none)
     report = jg.Scheduler(
         jg.Job(counter.job("j"), 1, cache=True, name="j"), name="s", store=tmp_path / "s.db"
     ).run()

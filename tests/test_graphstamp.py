@@ -286,11 +286,10 @@ def test_the_materials_of_a_graph_are_each_jobs_own(tmp_path):
 
 
 def _snapshot_of(store_path: Path, scheduler: str) -> GraphSnapshot | None:
-    """The graph snapshot kept for the graph of the scheduler's newest run."""
+    """The graph snapshot kept for the graph of the scheduler's newest run of a graph."""
     found = SQLiteStore(store_path)
     try:
-        last = found.find_run(scheduler, "last")
-        assert last is not None
+        last = next(r for r in found.runs() if r.scheduler == scheduler and r.graph_digest)
         return found.graph_snapshot(scheduler, last.graph_digest)
     finally:
         found.close()
@@ -436,6 +435,8 @@ def test_a_run_whose_results_weigh_too_much_keeps_no_graph_snapshot(tmp_path, mo
         [],
     )
     assert made  # decided job by job
+    # ... and a run that wrote nothing keeps no heavy copy of what others wrote either.
+    assert _snapshot_of(tmp_path / "state.db", "g") is None
 
 
 def _meddling_graph(store: Path, arg: int, ran: list[str]) -> jg.Scheduler:
@@ -468,3 +469,74 @@ def test_a_success_written_by_another_run_meanwhile_leaves_no_graph_snapshot(tmp
     del ran[:]
     _meddling_graph(store, 2, ran).run()  # decided job by job: x's result is another now
     assert ran == ["a", "x"]  # (the body's other run draws x again)
+
+
+def test_a_success_written_before_the_run_read_the_successes_leaves_no_graph_snapshot(
+    tmp_path, monkeypatch
+):
+    # The count is read first: a success written between the two reads makes the view's
+    # count too low, and the run keeps no snapshot (its copy would have that success).
+    store = tmp_path / "state.db"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JG_TEST_FLAVOUR", "plain")
+    Path("a.txt").write_text("some text")
+    run(store)
+    _edit("a.txt")  # touched: decided job by job, reading the successes
+    original = SQLiteStore.successes_unparted
+
+    def meanwhile(self: SQLiteStore, scheduler: str) -> object:
+        monkeypatch.setattr(SQLiteStore, "successes_unparted", original)
+        other = SQLiteStore(store)
+        try:
+            other.create_run(jg.store.RunInfo("elsewhere", "g", 1.0))
+            other.record(
+                "elsewhere",
+                [],
+                [jg.store.JobEnd("extra", "SUCCEEDED", fingerprint="f", parts="{}")],
+            )
+        finally:
+            other.close()
+        return original(self, scheduler)
+
+    monkeypatch.setattr(SQLiteStore, "successes_unparted", meanwhile)
+    states, ran = run(store)
+    assert ran == [] and set(states.values()) == {"UP_TO_DATE"}
+    assert _snapshot_of(store, "g") is None
+
+
+def test_ends_that_all_refer_to_their_successes_are_recorded_as_one_by_one(tmp_path, monkeypatch):
+    from jobgraph import recorder
+
+    monkeypatch.setenv("JG_TEST_FLAVOUR", "plain")
+    folder = tmp_path / "quick"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    Path("a.txt").write_text("some text")
+    run(folder / "state.db")
+    shutil.copytree(folder, tmp_path / "slow")
+    ends, original, quick = {}, recorder._all_same_results, []
+
+    def watched(*args: object) -> object:
+        found = original(*args)  # type: ignore[arg-type]
+        quick.append(found is not None)
+        return found
+
+    for copy in ("quick", "slow"):
+        monkeypatch.chdir(tmp_path / copy)
+        with monkeypatch.context() as patch:
+            patch.setattr(recorder, "_all_same_results", watched)
+            if copy == "slow":
+                patch.setattr(recorder, "_all_same_results", lambda *args: None)
+            run(tmp_path / copy / "state.db")
+        found = SQLiteStore(tmp_path / copy / "state.db")
+        try:
+            last = found.find_run("g", "last")
+            assert last is not None
+            ends[copy] = {
+                name: end._replace(started_at=None, ended_at=None)
+                for name, end in found.recorded_ends(last.run_id).items()
+            }
+        finally:
+            found.close()
+    assert quick == [True]  # the quick copy took the batch at once
+    assert ends["quick"] == ends["slow"] and len(ends["quick"]) == 4

@@ -23,6 +23,7 @@ RUN_IF_CODES = {"success": RUN_IF_SUCCESS, "done": RUN_IF_DONE, "failure": RUN_I
 _PENDING, _READY, _RUNNING = State.PENDING, State.READY, State.RUNNING
 _SUCCEEDED = State.SUCCEEDED
 _SKIPPED, _CANCELLED = State.SKIPPED, State.CANCELLED
+_ALL_UP_TO_DATE = frozenset({State.UP_TO_DATE})
 
 
 @dataclass
@@ -101,7 +102,7 @@ class Core:
     def start(self) -> None:
         """Make the jobs with no requirements ready; apply jobs ended in advance."""
         done, n = self.spec.done, len(self.state)
-        if len(done) == n and not self._has_forever and TERMINAL.issuperset(done.values()):
+        if len(done) == n and not self._has_forever and set(done.values()) <= _ALL_UP_TO_DATE:
             self._end_all(done)  # a whole graph ended in advance (an unchanged rerun)
             return
         for i, state in done.items():
@@ -111,9 +112,10 @@ class Core:
                 self._make_ready(i)
 
     def _end_all(self, done: Mapping[int, State]) -> None:
-        """:meth:`_end` of every job at once: nobody is left to notify or to make ready."""
-        for ended in set(done.values()):
-            check_transition(self.names[next(iter(done))], _PENDING, ended)
+        """:meth:`_end` of every job at once, each ``UP_TO_DATE`` (from PENDING, allowed).
+
+        Nobody is left to notify or to make ready, and nothing fails to skip others.
+        """
         states = self.state
         for i, ended in done.items():
             states[i] = ended

@@ -199,10 +199,13 @@ def _code_digest(fn: Any) -> str:
 def _stamp_code(job: Job) -> str:
     """The code part of a job's stamp: :func:`_job_code`, or a cheaper stand-in for it.
 
-    A function read from a source file stands for its code by that file's size and mtime,
-    its place in it and its bytecode: as with input files, an unchanged file means an
-    unchanged source, so equal stand-ins mean equal code digests, and no source is read
-    (``inspect.getsource`` tokenizes it: milliseconds, in every fresh process).
+    A function read from a source file stands for its code by that file's size, mtime
+    and ctime, its place in it and its bytecode. On the trust the stamp already places in
+    input files (a file whose times and size did not change did not change), equal
+    stand-ins mean equal code digests, and no source is read (``inspect.getsource``
+    tokenizes it: milliseconds, in every fresh process). The ctime, which no copy or
+    ``touch`` can set, tells a file rewritten with its old size and mtime (``cp -p``,
+    an archive); where a stand-in differs, the fingerprint, which reads the source, decides.
     """
     if job._kind in _USUAL_KINDS:
         try:
@@ -235,7 +238,7 @@ def _code_key(fn: Any) -> str | None:
     if info.st_mode & _FILE_TYPE != _REGULAR:
         return None
     name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
-    where = f"{file}={info.st_size}:{info.st_mtime_ns}:{code.co_firstlineno}"
+    where = f"{file}={info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{code.co_firstlineno}"
     text = f"file-key1\n{name}\n{where}\n{_code_text(code)}"
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -5,7 +5,8 @@ A durable run whose every job is cached and ended well keeps a *graph snapshot*:
 job's material (what its stamp covers but its requirements' results,
 ``fingerprint.material_of``), with a copy of the successes its jobs ended with, taken at
 the scheduler's *success generation* (``Store.success_generation``: every write of one of
-its successes counts one, and drops its snapshots). The next run of that graph reads the
+its successes counts one, with a token of its own, and drops its snapshots, whoever makes
+it: the database's triggers count the writes of other code). The next run of that graph reads the
 snapshot, which the store gives only while that count stays, makes the materials again and
 compares the one digest: when it matches, every job ends ``UP_TO_DATE`` at once with the
 successes of the snapshot, with no stamp made per job and no success read from its table.

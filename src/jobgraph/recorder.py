@@ -21,7 +21,7 @@ import time
 from array import array
 from collections.abc import Mapping, Sequence
 from itertools import chain, repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from .errors import StoreError
@@ -33,6 +33,7 @@ from .store.base import (
     PARTS_UNREAD,
     SAME_RESULT,
     EndBatch,
+    Generation,
     GraphSnapshot,
     JobEnd,
     JobStart,
@@ -51,8 +52,9 @@ if TYPE_CHECKING:
     from .scheduler import Scheduler
 
 LEASE_SECONDS = 30.0  # a run whose owner stopped renewing for this long can be taken over
-# A run keeps what it writes of its successes in memory for a graph snapshot, up to this
-# much of their results: a graph whose results weigh more keeps none.
+# A graph snapshot holds a copy of the graph's results, and a run keeps what it writes of
+# its successes in memory until it takes one: up to this much of them. A graph whose
+# results weigh more keeps none (its reruns decide job by job).
 _VIEW_BYTES = 64 << 20
 _SEARCHED_RUNS = 50  # how far back a subgraph looks for the results it takes from outside
 
@@ -179,7 +181,7 @@ class Recorder:
         # The run's view of its scheduler's successes for a graph snapshot (graphstamp.py):
         # the generation they were read at, moved on by each of its own writes, and what
         # it wrote itself (None: no snapshot can be taken, or none is wanted).
-        self._generation: int | None = None
+        self._generation: Generation | None = None
         self._wrote: dict[str, Success] | None = None
         self._wrote_bytes = 0
 
@@ -321,16 +323,21 @@ class Recorder:
         if self.store is not None and self._wrote is None:
             self._wrote = {}
 
-    def _follow(self, wins: list[tuple[Any, ...]], generation: int | None) -> None:
+    def _follow(self, wins: list[tuple[Any, ...]], generation: Generation | None) -> None:
         """Take a flush's new successes into the view, or give the view up.
 
         The view stays the table's while each write of successes moved the generation
-        by one from the last: another run wrote none in between.
+        by one from the last: nothing else wrote one in between.
         """
         if not wins:
             return
         known, written = self._generation, self._wrote
-        if generation is None or known is None or generation != known + 1 or written is None:
+        if (
+            generation is None
+            or known is None
+            or generation.writes != known.writes + 1
+            or written is None
+        ):
             self._drop_view()
             return
         self._generation = generation
@@ -382,6 +389,9 @@ class Recorder:
         if written is None or successes is None or generation is None or self.shape is None:
             return
         found = [written.get(name) or successes.get(name) for name in self._names]
+        weight = sum(len(s.result) for s in found if s is not None and s.result is not None)
+        if weight > _VIEW_BYTES:
+            return  # a copy this heavy would be read back at every rerun: none
         payload = copied(ended, found)
         if payload is None:
             return
@@ -573,8 +583,10 @@ def _all_same_results(ended: list[int], states: list[str], kept: Kept) -> list[s
     if states.count("UP_TO_DATE") != len(ended):
         return None
     prints = list(map(kept.prints.get, ended))
-    if None in prints or any(map(_PARTS_OF_PRINT, cast("list[Print]", prints))):
+    if None in prints:
         return None
+    if any(print_[1] is not None for print_ in cast("list[Print]", prints)):
+        return None  # parts to renew a success with: its files were touched
     sources = kept.sources
     known = list(map(sources.get, ended))
     if None in known:
@@ -587,7 +599,7 @@ def _all_same_results(ended: list[int], states: list[str], kept: Kept) -> list[s
     return runs
 
 
-_PARTS_OF_PRINT, _RUN_OF = itemgetter(1), attrgetter("run_id")
+_RUN_OF = attrgetter("run_id")
 
 
 def _up_to_date_results(

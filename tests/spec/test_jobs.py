@@ -149,6 +149,31 @@ def test_derived_names_are_unique_as_soon_as_jobs_share_a_scheduler():
     assert [first.name, second.name, third.name] == ["fetch", "fetch-2", "fetch-3"]
 
 
+def _fetch_2() -> None:
+    return None
+
+
+_fetch_2.__name__ = "fetch-2"  # a function whose name reads as another's second
+
+
+@pytest.mark.parametrize(
+    "made",
+    [
+        lambda: [jg.Job(fetch) for _ in range(4)],  # none named: the scheduler's names
+        lambda: [jg.Job(fetch), jg.Job(_fetch_2), jg.Job(fetch), jg.Job(fetch)],
+        lambda: [jg.Job(fetch), jg.Job(fetch, name="fetch-2"), jg.Job(fetch)],
+        lambda: [jg.Job(fetch, name=f"n{k}") for k in range(3)],  # all named
+    ],
+    ids=["none named", "a base like a number", "named and not", "all named"],
+)
+def test_a_runs_names_by_index_are_the_jobs_names(made):
+    jobs = made()
+    sched = jg.Scheduler(*jobs)
+    view = sched.plan().names_by_index()
+    assert view.frozen() == [job.name for job in sched.plan().jobs]
+    assert len(set(view.frozen())) == len(jobs)
+
+
 def test_derived_names_follow_the_graph_after_a_removal():
     first, second = jg.Job(fetch), jg.Job(fetch)
     sched = jg.Scheduler(first, second)

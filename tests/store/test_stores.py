@@ -19,7 +19,7 @@ from jobgraph.store import (
     SQLiteStore,
     open_store,
 )
-from jobgraph.store.base import PARTS_UNREAD, SAME_RESULT
+from jobgraph.store.base import NO_GENERATION, PARTS_UNREAD, SAME_RESULT
 from jobgraph.store.sqlite import SCHEMA_VERSION
 from store import pg
 
@@ -57,26 +57,97 @@ def test_each_write_of_a_schedulers_successes_counts_and_drops_its_graph_snapsho
     for run_id, scheduler in [("r1", "b"), ("r2", "b"), ("x1", "other")]:
         store.create_run(RunInfo(run_id, scheduler, 1.0))
         store.acquire(run_id, "me", 30.0, 1.0)
-    assert store.success_generation("b") == 0  # nothing written yet
+    assert store.success_generation("b") == NO_GENERATION  # nothing written yet
     assert store.record("r1", [], [JobEnd("a", "FAILED")]) is None  # no success made
     success = JobEnd("a", "SUCCEEDED", fingerprint="f", parts="{}", stamp="s")
-    assert store.record("r1", [], [success]) == 1 == store.success_generation("b")
-    snap = GraphSnapshot("stamp", 1, b"payload")
+    first = store.record("r1", [], [success])
+    assert first.writes == 1 and first == store.success_generation("b") and first.token
+    snap = GraphSnapshot("stamp", first, b"payload")
     store.keep_graph_snapshot("b", "g1", snap, "r1", "me")
     store.keep_graph_snapshot("b", "g2", snap._replace(stamp="other"), "r2", "me")
     store.keep_graph_snapshot("b", "g3", snap, "r2", "someone else")  # not the lease's holder
-    store.keep_graph_snapshot("b", "g4", snap._replace(generation=0), "r1", "me")  # stale
+    store.keep_graph_snapshot("b", "g4", snap._replace(generation=NO_GENERATION), "r1", "me")
+    lost = snap._replace(generation=first._replace(token="another write's"))
+    store.keep_graph_snapshot("b", "g5", lost, "r1", "me")  # the count alone is not enough
     assert store.graph_snapshot("b", "g1") == snap
     assert store.graph_snapshot("b", "g2") == snap._replace(stamp="other")
-    assert store.graph_snapshot("b", "g3") is None and store.graph_snapshot("b", "g4") is None
+    for digest in ("g3", "g4", "g5"):
+        assert store.graph_snapshot("b", digest) is None
     assert store.graph_snapshot("other", "g1") is None
     store.record("x1", [], [success])  # another scheduler's success: b's snapshots hold
-    assert store.graph_snapshot("b", "g1") == snap and store.success_generation("other") == 1
+    assert store.graph_snapshot("b", "g1") == snap and store.success_generation("other").writes == 1
     store.release("r1", "me")
     store.delete_runs(["r1"], now=0.0)  # the copy is the successes' state, not history
     assert store.graph_snapshot("b", "g1") == snap
-    assert store.record("r2", [], [success._replace(fingerprint="f2")]) == 2
+    second = store.record("r2", [], [success._replace(fingerprint="f2")])
+    assert second.writes == 2 and second.token != first.token
     assert store.graph_snapshot("b", "g1") is None and store.graph_snapshot("b", "g2") is None
+
+
+# Writes of successes as other code makes them: an older jobgraph that had the store open
+# when it was migrated (schema 6 wrote no written_by), or a hand.
+_EDITS = {
+    "sqlite": [
+        "UPDATE successes SET stamp = NULL WHERE name = 'a'",
+        "INSERT OR REPLACE INTO successes (scheduler, name, fingerprint, result, parts, "
+        "run_id) VALUES ('b', 'a', 'f2', NULL, '{}', 'r0')",
+        "DELETE FROM successes WHERE name = 'c'",
+    ],
+    "postgres": [
+        "UPDATE successes SET stamp = NULL WHERE name = 'a'",
+        "INSERT INTO successes (scheduler, name, fingerprint, result, parts, run_id) "
+        "VALUES ('b', 'a', 'f2', NULL, '{}', 'r0') ON CONFLICT (scheduler, name) DO UPDATE "
+        "SET fingerprint = EXCLUDED.fingerprint, run_id = EXCLUDED.run_id",
+        "INSERT INTO successes (scheduler, name, fingerprint, result, parts, run_id) "
+        "VALUES ('b', 'new', 'f', NULL, '{}', 'r0')",
+        "DELETE FROM successes WHERE name = 'c'",
+    ],
+}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_success_written_by_other_code_drops_the_graph_snapshots(tmp_path, kind):
+    # Triggers count what jobgraph's own writes count themselves.
+    if kind == "postgres":
+        with pg.fresh_schema() as url:
+            import psycopg
+
+            from jobgraph.store.postgres import split_schema
+
+            base, schema = split_schema(url)
+
+            def edit(statement: str) -> None:
+                with psycopg.connect(base, autocommit=True) as db:  # its own search path
+                    db.execute(f'SET search_path TO "{schema}"')
+                    db.execute(statement)
+
+            _foreign_writes(open_store(url), edit, _EDITS[kind])
+        return
+
+    def edit_file(statement: str) -> None:
+        with sqlite3.connect(tmp_path / "s.db") as db:
+            db.execute(statement)
+
+    _foreign_writes(SQLiteStore(tmp_path / "s.db"), edit_file, _EDITS[kind])
+
+
+def _foreign_writes(store, edit, statements) -> None:
+    store.create_run(RunInfo("r1", "b", 1.0))
+    store.acquire("r1", "me", 30.0, 1.0)
+    success = JobEnd("a", "SUCCEEDED", fingerprint="f", parts="{}", stamp="s")
+    counted = store.record("r1", [], [success, success._replace(name="c")])
+    snap = GraphSnapshot("stamp", counted, b"payload")
+    try:
+        for statement in statements:
+            store.keep_graph_snapshot("b", "g", snap, "r1", "me")
+            assert store.graph_snapshot("b", "g") == snap
+            edit(statement)
+            assert store.graph_snapshot("b", "g") is None, statement
+            now = store.success_generation("b")
+            assert now.writes == snap.generation.writes + 1, statement
+            snap = snap._replace(generation=now)
+    finally:
+        store.close()
 
 
 def test_finish_run_records_the_outcome(store):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import (
     EndBatch,
+    Generation,
     GraphSnapshot,
     JobEnd,
     JobStart,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EndBatch",
+    "Generation",
     "GraphSnapshot",
     "JobEnd",
     "JobStart",

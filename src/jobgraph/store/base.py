@@ -35,12 +35,26 @@ class Success(NamedTuple):
     run_id: str | None = None  # the run that produced the result (its journal holds it too)
 
 
+class Generation(NamedTuple):
+    """Where a scheduler's successes stand: how many writes changed them, and the last one.
+
+    The token is new at every write (random): two writes are never taken for one, even
+    when the count comes back to an earlier value (a write a database server lost).
+    """
+
+    writes: int
+    token: str
+
+
+NO_GENERATION = Generation(0, "")  # a scheduler none of whose successes was ever written
+
+
 class GraphSnapshot(NamedTuple):
     """A graph stamp with the successes it stands for (see ``graphstamp.py``)."""
 
     stamp: str  # the digest of the graph's shape and of its jobs' materials
-    generation: int  # the scheduler's success generation the successes were taken at
-    payload: bytes  # the successes of the graph's jobs, in order (graphstamp.pack_successes)
+    generation: Generation  # where the scheduler's successes stood when they were copied
+    payload: bytes  # the successes of the graph's jobs, in order (graphstamp.copied)
 
 
 @dataclass
@@ -224,12 +238,14 @@ class Store(abc.ABC):
         """
         raise StoreError(f"{type(self).__name__} cannot delete runs")
 
-    def success_generation(self, scheduler: str) -> int | None:
-        """How many writes changed ``scheduler``'s successes so far (0: none); None if untold.
+    def success_generation(self, scheduler: str) -> Generation | None:
+        """Where ``scheduler``'s successes stand (:data:`NO_GENERATION`: never written).
 
-        Each :meth:`record` that makes a success adds one, in its own transaction, and
-        drops the scheduler's graph snapshots. A store that counts none (None, the default)
-        keeps no graph snapshot: every rerun decides its jobs one at a time.
+        Each :meth:`record` that makes a success counts one more write, with a new token,
+        in its own transaction, and drops the scheduler's graph snapshots; so does any
+        other change of a success (the database's triggers see to writes of other code).
+        A store that tells none (None, the default) keeps no graph snapshot: every rerun
+        decides its jobs one at a time.
         """
         return None
 
@@ -239,7 +255,8 @@ class Store(abc.ABC):
         """Keep the graph snapshot of ``scheduler``'s graph ``graph_digest`` (its latest).
 
         Only while ``owner`` holds ``run_id``'s lease (a run taken over meanwhile keeps
-        none), and while the scheduler's success generation is still the snapshot's.
+        none), and while the scheduler's success generation is still the snapshot's (a
+        success written since: its copy is no longer what the store holds).
         """
 
     def graph_snapshot(self, scheduler: str, graph_digest: str) -> GraphSnapshot | None:
@@ -276,7 +293,9 @@ class Store(abc.ABC):
     # -- jobs -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> int | None:
+    def record(
+        self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]
+    ) -> Generation | None:
         """Record attempts that began and jobs that ended, in one transaction.
 
         An end with a fingerprint and parts (a success, or an up-to-date job whose input

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import StoreError
-from .base import PARTS_UNREAD, EndBatch, JobEnd, JobStart, RunLockedError
+from .base import PARTS_UNREAD, EndBatch, GraphSnapshot, JobEnd, JobStart, RunLockedError
 
 PICKLE_PROTOCOL = 4  # readable by every supported Python
 # The tables of the current schema, in both.
@@ -156,3 +156,11 @@ def lost_lease(run_id: str) -> RunLockedError:
     return RunLockedError(
         f"run {run_id}: the lease was lost (another process took the run over); this runner stops"
     )
+
+
+def snapshot_row(
+    scheduler: str, graph_digest: str, snapshot: GraphSnapshot, run_id: str
+) -> tuple[Any, ...]:
+    """A ``graph_snapshots`` row, in its columns' order (both stores' schema 7)."""
+    writes, token = snapshot.generation
+    return (scheduler, graph_digest, snapshot.stamp, writes, token, snapshot.payload, run_id)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .base import GraphSnapshot, JobEnd, JobStart, RunInfo, RunLockedError, Store, Success
+from .base import (
+    NO_GENERATION,
+    Generation,
+    GraphSnapshot,
+    JobEnd,
+    JobStart,
+    RunInfo,
+    RunLockedError,
+    Store,
+    Success,
+)
 from .journal import check_lease, lease_live, new_successes, run_gone
 
 
@@ -19,7 +30,7 @@ class MemoryStore(Store):
         self._success: dict[tuple[str, str], Success] = {}
         self._output: dict[tuple[str, str, str], list[str]] = {}
         self._leases: dict[str, tuple[str, float]] = {}
-        self._generations: dict[str, int] = {}  # writes of successes, by scheduler
+        self._generations: dict[str, Generation] = {}  # writes of successes, by scheduler
         self._snapshots: dict[tuple[str, str], GraphSnapshot] = {}  # by scheduler and graph
 
     def create_run(self, info: RunInfo) -> None:
@@ -43,19 +54,19 @@ class MemoryStore(Store):
         if run is not None:  # (a run deleted meanwhile has no end to keep, as in SQL)
             run.ended_at, run.exit_code, run.why = ended_at, exit_code, why
 
-    def success_generation(self, scheduler: str) -> int | None:
-        return self._generations.get(scheduler, 0)
+    def success_generation(self, scheduler: str) -> Generation | None:
+        return self._generations.get(scheduler, NO_GENERATION)
 
     def keep_graph_snapshot(
         self, scheduler: str, graph_digest: str, snapshot: GraphSnapshot, run_id: str, owner: str
     ) -> None:
         held = run_id in self._runs and self._leases.get(run_id, (None,))[0] == owner
-        if held and snapshot.generation == self._generations.get(scheduler, 0):
+        if held and snapshot.generation == self.success_generation(scheduler):
             self._snapshots[(scheduler, graph_digest)] = snapshot
 
     def graph_snapshot(self, scheduler: str, graph_digest: str) -> GraphSnapshot | None:
         found = self._snapshots.get((scheduler, graph_digest))
-        if found is None or found.generation != self._generations.get(scheduler, 0):
+        if found is None or found.generation != self.success_generation(scheduler):
             return None
         return found
 
@@ -99,7 +110,9 @@ class MemoryStore(Store):
         if held is not None and held[0] == owner:
             del self._leases[run_id]
 
-    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> int | None:
+    def record(
+        self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]
+    ) -> Generation | None:
         if run_id not in self._runs:
             raise run_gone(run_id)
         self._starts[run_id].extend(starts)
@@ -114,9 +127,10 @@ class MemoryStore(Store):
             self._success[(scheduler, name)] = Success(fingerprint, result, parts, stamp, source)
         return self._next_generation(scheduler)
 
-    def _next_generation(self, scheduler: str) -> int:
+    def _next_generation(self, scheduler: str) -> Generation:
         """One more write of the scheduler's successes: its graph snapshots no longer hold."""
-        generation = self._generations[scheduler] = self._generations.get(scheduler, 0) + 1
+        writes = self._generations.get(scheduler, NO_GENERATION).writes + 1
+        generation = self._generations[scheduler] = Generation(writes, os.urandom(8).hex())
         for key in [key for key in self._snapshots if key[0] == scheduler]:
             del self._snapshots[key]
         return generation

@@ -11,6 +11,7 @@ run resumable: nothing is half-written.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -18,7 +19,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError
 from .base import (
+    NO_GENERATION,
     Checkup,
+    Generation,
     GraphSnapshot,
     JobEnd,
     JobStart,
@@ -37,6 +40,7 @@ from .journal import (
     new_successes,
     pack,
     run_gone,
+    snapshot_row,
     starts_of,
 )
 
@@ -56,7 +60,7 @@ _RUN_COLUMNS = (
 # (a plain EXISTS would not, and would leave a row of a deleted run behind).
 _RUN_KEPT = "EXISTS (SELECT 1 FROM runs WHERE run_id = %s FOR KEY SHARE)"
 
-_MIGRATIONS: list[str] = [
+_MIGRATIONS: list[str | tuple[str, ...]] = [
     """
     CREATE TABLE runs (
         run_id TEXT PRIMARY KEY,
@@ -116,23 +120,49 @@ _MIGRATIONS: list[str] = [
     "ALTER TABLE runs ADD COLUMN graph_stamp TEXT",
     # 7: each scheduler counts the writes of its successes, and a graph's stamp is kept
     # with the successes it stands for, valid while that count stays (see graphstamp.py).
-    # The successes are stored as they are, as journal rows are (see 3).
-    """
-    CREATE TABLE generations (
-        scheduler TEXT PRIMARY KEY,
-        generation BIGINT NOT NULL
-    );
-    CREATE TABLE graph_snapshots (
-        scheduler TEXT NOT NULL,
-        graph_digest TEXT NOT NULL,
-        stamp TEXT NOT NULL,
-        generation BIGINT NOT NULL,
-        payload BYTEA NOT NULL,
-        run_id TEXT NOT NULL,
-        PRIMARY KEY (scheduler, graph_digest)
-    );
-    ALTER TABLE graph_snapshots ALTER COLUMN payload SET STORAGE EXTERNAL
-    """,
+    # The successes are stored as they are, as journal rows are (see 3). A success
+    # written by other code (an older jobgraph that had the schema open, a hand) is
+    # counted by triggers: jobgraph's own writes name themselves (written_by).
+    (
+        "ALTER TABLE successes ADD COLUMN written_by TEXT",
+        """CREATE TABLE generations (
+            scheduler TEXT PRIMARY KEY,
+            generation BIGINT NOT NULL,
+            token TEXT NOT NULL
+        )""",
+        """CREATE TABLE graph_snapshots (
+            scheduler TEXT NOT NULL,
+            graph_digest TEXT NOT NULL,
+            stamp TEXT NOT NULL,
+            generation BIGINT NOT NULL,
+            token TEXT NOT NULL,
+            payload BYTEA NOT NULL,
+            run_id TEXT NOT NULL,
+            PRIMARY KEY (scheduler, graph_digest)
+        )""",
+        "ALTER TABLE graph_snapshots ALTER COLUMN payload SET STORAGE EXTERNAL",
+        # The schema named: another session's search path may not be this store's.
+        """CREATE FUNCTION "{schema}".successes_written_elsewhere() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            changed TEXT := CASE WHEN TG_OP = 'DELETE' THEN OLD.scheduler ELSE NEW.scheduler END;
+        BEGIN
+            INSERT INTO "{schema}".generations VALUES (changed, 1, md5(random()::text))
+                ON CONFLICT (scheduler) DO UPDATE
+                SET generation = generations.generation + 1, token = EXCLUDED.token;
+            DELETE FROM "{schema}".graph_snapshots WHERE scheduler = changed;
+            RETURN NULL;
+        END $$""",
+        *(
+            f"""CREATE TRIGGER successes_{event.lower()}_elsewhere AFTER {event} ON successes
+            FOR EACH ROW {when} EXECUTE FUNCTION "{{schema}}".successes_written_elsewhere()"""
+            for event, when in (
+                ("INSERT", "WHEN (NEW.written_by IS NULL)"),
+                ("UPDATE", "WHEN (NEW.written_by IS NOT DISTINCT FROM OLD.written_by)"),
+                ("DELETE", ""),
+            )
+        ),
+    ),
 ]
 
 
@@ -221,7 +251,11 @@ class PostgresStore(Store):
                 f"newer than this jobgraph understands ({SCHEMA_VERSION}); upgrade jobgraph"
             )
         for script in _MIGRATIONS[version:]:
-            for statement in script.split(";"):
+            if isinstance(script, str):
+                statements = script.split(";")
+            else:  # statements that hold ";" (a function), some naming the schema
+                statements = [statement.replace("{schema}", self.schema) for statement in script]
+            for statement in statements:
                 if statement.strip():
                     db.execute(statement)
         db.execute(
@@ -259,9 +293,11 @@ class PostgresStore(Store):
             )
         )
 
-    def success_generation(self, scheduler: str) -> int | None:
-        rows = self._read("SELECT generation FROM generations WHERE scheduler = %s", (scheduler,))
-        return int(rows[0][0]) if rows else 0
+    def success_generation(self, scheduler: str) -> Generation | None:
+        rows = self._read(
+            "SELECT generation, token FROM generations WHERE scheduler = %s", (scheduler,)
+        )
+        return Generation(int(rows[0][0]), rows[0][1]) if rows else NO_GENERATION
 
     def keep_graph_snapshot(
         self, scheduler: str, graph_digest: str, snapshot: GraphSnapshot, run_id: str, owner: str
@@ -271,36 +307,39 @@ class PostgresStore(Store):
                 "SELECT 1 FROM runs WHERE run_id = %s AND owner = %s FOR KEY SHARE",
                 (run_id, owner),
             ).fetchone()
-            # FOR SHARE: a write of a success waits until this one is in, then drops it.
+            # FOR SHARE, when the row exists: a write of a success waits for this
+            # transaction, then drops what it kept. (When none does, the read of the
+            # snapshot, which compares generations, is what refuses a stale one.)
             counted = db.execute(
-                "SELECT generation FROM generations WHERE scheduler = %s FOR SHARE",
+                "SELECT generation, token FROM generations WHERE scheduler = %s FOR SHARE",
                 (scheduler,),
             ).fetchone()
-            if held is None or (counted[0] if counted else 0) != snapshot.generation:
+            now = Generation(int(counted[0]), counted[1]) if counted else NO_GENERATION
+            if held is None or now != snapshot.generation:
                 return  # taken over, or a success written since: the snapshot holds no more
             db.execute(
                 "INSERT INTO graph_snapshots (scheduler, graph_digest, stamp, generation, "
-                "payload, run_id) VALUES (%s, %s, %s, %s, %s, %s) "
+                "token, payload, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (scheduler, graph_digest) DO UPDATE SET stamp = EXCLUDED.stamp, "
-                "generation = EXCLUDED.generation, payload = EXCLUDED.payload, "
-                "run_id = EXCLUDED.run_id",
-                (scheduler, graph_digest, *snapshot, run_id),
+                "generation = EXCLUDED.generation, token = EXCLUDED.token, "
+                "payload = EXCLUDED.payload, run_id = EXCLUDED.run_id",
+                snapshot_row(scheduler, graph_digest, snapshot, run_id),
             )
 
         self._run(keep)
 
     def graph_snapshot(self, scheduler: str, graph_digest: str) -> GraphSnapshot | None:
         rows = self._read(
-            "SELECT s.stamp, s.generation, s.payload FROM graph_snapshots AS s "
-            "LEFT JOIN generations AS g ON g.scheduler = s.scheduler "
-            "WHERE s.scheduler = %s AND s.graph_digest = %s "
-            "AND s.generation = COALESCE(g.generation, 0)",
+            "SELECT s.stamp, s.generation, s.token, s.payload FROM graph_snapshots AS s "
+            "JOIN generations AS g ON g.scheduler = s.scheduler "
+            "AND g.generation = s.generation AND g.token = s.token "
+            "WHERE s.scheduler = %s AND s.graph_digest = %s",
             (scheduler, graph_digest),
         )
         if not rows:
             return None
-        stamp, generation, payload = rows[0]
-        return GraphSnapshot(stamp, int(generation), bytes(payload))
+        stamp, count, token, payload = rows[0]
+        return GraphSnapshot(stamp, Generation(int(count), token), bytes(payload))
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
         rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY seq DESC LIMIT %s", (limit,))
@@ -365,13 +404,15 @@ class PostgresStore(Store):
 
     # -- jobs -----------------------------------------------------------------------
 
-    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> int | None:
+    def record(
+        self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]
+    ) -> Generation | None:
         if not (starts or ends):
             return None
         packed_starts, packed_ends = pack(starts), pack(ends)  # one journal row per flush
         wins = new_successes(ends, run_id)
 
-        def write(db: Any) -> int | None:
+        def write(db: Any) -> Generation | None:
             added = db.execute(
                 f"INSERT INTO journal (run_id, starts, ends) SELECT %s, %s, %s WHERE {_RUN_KEPT}",
                 (run_id, packed_starts, packed_ends, run_id),
@@ -382,24 +423,26 @@ class PostgresStore(Store):
                 return None
             found = db.execute("SELECT scheduler FROM runs WHERE run_id = %s", (run_id,))
             scheduler = found.fetchone()[0]
+            token = os.urandom(8).hex()  # this write's: its rows name it (see migration 7)
             with db.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO successes (scheduler, name, fingerprint, result, parts, "
-                    "run_id, stamp) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                    "run_id, stamp, written_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT (scheduler, name) DO UPDATE SET fingerprint = "
                     "EXCLUDED.fingerprint, result = EXCLUDED.result, parts = EXCLUDED.parts, "
-                    "run_id = EXCLUDED.run_id, stamp = EXCLUDED.stamp",
-                    [(scheduler, *win) for win in wins],
+                    "run_id = EXCLUDED.run_id, stamp = EXCLUDED.stamp, "
+                    "written_by = EXCLUDED.written_by",
+                    [(scheduler, *win, token) for win in wins],
                 )
             # One more write of the scheduler's successes: its graph snapshots hold no more.
             counted = db.execute(
-                "INSERT INTO generations (scheduler, generation) VALUES (%s, 1) "
-                "ON CONFLICT (scheduler) DO UPDATE SET generation = generations.generation + 1 "
-                "RETURNING generation",
-                (scheduler,),
+                "INSERT INTO generations (scheduler, generation, token) VALUES (%s, 1, %s) "
+                "ON CONFLICT (scheduler) DO UPDATE SET generation = generations.generation + 1, "
+                "token = EXCLUDED.token RETURNING generation",
+                (scheduler, token),
             ).fetchone()
             db.execute("DELETE FROM graph_snapshots WHERE scheduler = %s", (scheduler,))
-            return int(counted[0])
+            return Generation(int(counted[0]), token)
 
         # Most flushes are their journal row alone (no cached job among their ends).
         return self._run(write, one_statement=not wins)

@@ -18,7 +18,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StoreError
-from .base import Checkup, GraphSnapshot, JobEnd, JobStart, RunInfo, Store, Success
+from .base import (
+    NO_GENERATION,
+    Checkup,
+    Generation,
+    GraphSnapshot,
+    JobEnd,
+    JobStart,
+    RunInfo,
+    Store,
+    Success,
+)
 from .journal import (
     SUCCESS_COLUMNS,
     UNREAD_PARTS,
@@ -29,6 +39,7 @@ from .journal import (
     new_successes,
     pack,
     run_gone,
+    snapshot_row,
     starts_of,
 )
 
@@ -40,8 +51,19 @@ SCHEMA_VERSION = 7
 _RETRIES = 8  # attempts at a write that keeps finding the database locked
 _BUSY_MS = 5000
 
-# Each entry moves the schema from version (index) to version (index + 1).
-_MIGRATIONS: list[str] = [
+# A write of successes by other code than jobgraph's record(), counted by a trigger.
+# (No conflict clause: in a trigger, that of the statement that fired it would apply.)
+_COUNTED = """
+    INSERT INTO generations SELECT {scheduler}, 0, ''
+        WHERE NOT EXISTS (SELECT 1 FROM generations WHERE scheduler = {scheduler});
+    UPDATE generations SET generation = generation + 1, token = lower(hex(randomblob(8)))
+        WHERE scheduler = {scheduler};
+    DELETE FROM graph_snapshots WHERE scheduler = {scheduler};
+"""
+
+# Each entry moves the schema from version (index) to version (index + 1): a script of
+# statements parted by ";", or the statements themselves (a trigger holds ";").
+_MIGRATIONS: list[str | tuple[str, ...]] = [
     """
     CREATE TABLE runs (
         run_id TEXT PRIMARY KEY,
@@ -97,21 +119,35 @@ _MIGRATIONS: list[str] = [
     "ALTER TABLE runs ADD COLUMN graph_stamp TEXT",
     # 7: each scheduler counts the writes of its successes, and a graph's stamp is kept
     # with the successes it stands for, valid while that count stays (see graphstamp.py).
-    """
-    CREATE TABLE generations (
-        scheduler TEXT PRIMARY KEY,
-        generation INTEGER NOT NULL
-    );
-    CREATE TABLE graph_snapshots (
-        scheduler TEXT NOT NULL,
-        graph_digest TEXT NOT NULL,
-        stamp TEXT NOT NULL,
-        generation INTEGER NOT NULL,
-        payload BLOB NOT NULL,
-        run_id TEXT NOT NULL,
-        PRIMARY KEY (scheduler, graph_digest)
-    )
-    """,
+    # A success written by other code (an older jobgraph that had the file open, a hand)
+    # is counted by triggers: jobgraph's own writes name themselves (written_by).
+    (
+        "ALTER TABLE successes ADD COLUMN written_by TEXT",
+        """CREATE TABLE generations (
+            scheduler TEXT PRIMARY KEY,
+            generation INTEGER NOT NULL,
+            token TEXT NOT NULL
+        )""",
+        """CREATE TABLE graph_snapshots (
+            scheduler TEXT NOT NULL,
+            graph_digest TEXT NOT NULL,
+            stamp TEXT NOT NULL,
+            generation INTEGER NOT NULL,
+            token TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            run_id TEXT NOT NULL,
+            PRIMARY KEY (scheduler, graph_digest)
+        )""",
+        *(
+            f"""CREATE TRIGGER successes_{event.lower()}_elsewhere AFTER {event} ON successes
+            {when} BEGIN {_COUNTED.format(scheduler=row + ".scheduler")} END"""
+            for event, when, row in (
+                ("INSERT", "WHEN NEW.written_by IS NULL", "NEW"),
+                ("UPDATE", "WHEN NEW.written_by IS OLD.written_by", "NEW"),
+                ("DELETE", "", "OLD"),
+            )
+        ),
+    ),
 ]
 
 
@@ -171,7 +207,7 @@ class SQLiteStore(Store):
                     f"this jobgraph understands ({SCHEMA_VERSION}); upgrade jobgraph"
                 )
             for script in _MIGRATIONS[version:]:
-                for statement in script.split(";"):
+                for statement in script.split(";") if isinstance(script, str) else script:
                     if statement.strip():
                         db.execute(statement)
             db.execute(
@@ -264,9 +300,11 @@ class SQLiteStore(Store):
             )
         )
 
-    def success_generation(self, scheduler: str) -> int | None:
-        rows = self._read("SELECT generation FROM generations WHERE scheduler = ?", (scheduler,))
-        return int(rows[0][0]) if rows else 0
+    def success_generation(self, scheduler: str) -> Generation | None:
+        rows = self._read(
+            "SELECT generation, token FROM generations WHERE scheduler = ?", (scheduler,)
+        )
+        return Generation(*rows[0]) if rows else NO_GENERATION
 
     def keep_graph_snapshot(
         self, scheduler: str, graph_digest: str, snapshot: GraphSnapshot, run_id: str, owner: str
@@ -279,21 +317,24 @@ class SQLiteStore(Store):
                 return  # taken over, or a success written since: the snapshot holds no more
             db.execute(
                 "INSERT OR REPLACE INTO graph_snapshots (scheduler, graph_digest, stamp, "
-                "generation, payload, run_id) VALUES (?, ?, ?, ?, ?, ?)",
-                (scheduler, graph_digest, *snapshot, run_id),
+                "generation, token, payload, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                snapshot_row(scheduler, graph_digest, snapshot, run_id),
             )
 
         self._write(keep)
 
     def graph_snapshot(self, scheduler: str, graph_digest: str) -> GraphSnapshot | None:
         rows = self._read(
-            "SELECT s.stamp, s.generation, s.payload FROM graph_snapshots AS s "
-            "LEFT JOIN generations AS g ON g.scheduler = s.scheduler "
-            "WHERE s.scheduler = ? AND s.graph_digest = ? "
-            "AND s.generation = COALESCE(g.generation, 0)",
+            "SELECT s.stamp, s.generation, s.token, s.payload FROM graph_snapshots AS s "
+            "JOIN generations AS g ON g.scheduler = s.scheduler "
+            "AND g.generation = s.generation AND g.token = s.token "
+            "WHERE s.scheduler = ? AND s.graph_digest = ?",
             (scheduler, graph_digest),
         )
-        return GraphSnapshot(*rows[0]) if rows else None
+        if not rows:
+            return None
+        stamp, count, token, payload = rows[0]
+        return GraphSnapshot(stamp, Generation(count, token), payload)
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
         rows = self._read(
@@ -372,11 +413,13 @@ class SQLiteStore(Store):
 
     # -- jobs -----------------------------------------------------------------------
 
-    def record(self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]) -> int | None:
+    def record(
+        self, run_id: str, starts: Sequence[JobStart], ends: Sequence[JobEnd]
+    ) -> Generation | None:
         packed_starts, packed_ends = pack(starts), pack(ends)  # one journal row per flush
         wins = new_successes(ends, run_id)
 
-        def write(db: sqlite3.Connection) -> int | None:
+        def write(db: sqlite3.Connection) -> Generation | None:
             # The run's row, read once: it must still be there (not pruned under us), and
             # names the scheduler whose successes the batch renews.
             run = db.execute("SELECT scheduler FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -389,12 +432,13 @@ class SQLiteStore(Store):
             if not wins:
                 return None
             scheduler = run[0]
+            token = os.urandom(8).hex()  # this write's: its rows name it (see _COUNTED)
             db.executemany(
                 "INSERT OR REPLACE INTO successes (scheduler, name, fingerprint, result, "
-                "parts, run_id, stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(scheduler, *win) for win in wins],
+                "parts, run_id, stamp, written_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(scheduler, *win, token) for win in wins],
             )
-            return _next_generation(db, scheduler)
+            return _next_generation(db, scheduler, token)
 
         return self._write(write) if starts or ends else None
 
@@ -490,19 +534,21 @@ def checkup(path: str | os.PathLike[str]) -> Checkup:
     return Checkup(str(file), unique, version, SCHEMA_VERSION, tables)
 
 
-def _generation(db: sqlite3.Connection, scheduler: str) -> int:
-    """How many writes changed the scheduler's successes (see Store.success_generation)."""
-    row = db.execute("SELECT generation FROM generations WHERE scheduler = ?", (scheduler,))
-    found = row.fetchone()
-    return int(found[0]) if found else 0
+def _generation(db: sqlite3.Connection, scheduler: str) -> Generation:
+    """Where the scheduler's successes stand (see Store.success_generation)."""
+    row = db.execute(
+        "SELECT generation, token FROM generations WHERE scheduler = ?", (scheduler,)
+    ).fetchone()
+    return Generation(*row) if row else NO_GENERATION
 
 
-def _next_generation(db: sqlite3.Connection, scheduler: str) -> int:
+def _next_generation(db: sqlite3.Connection, scheduler: str, token: str) -> Generation:
     """Count one more write of the scheduler's successes: its graph snapshots hold no more."""
     # (Two statements rather than an upsert, which SQLite has only since 3.24.)
-    db.execute("INSERT OR IGNORE INTO generations VALUES (?, 0)", (scheduler,))
+    db.execute("INSERT OR IGNORE INTO generations VALUES (?, 0, '')", (scheduler,))
     db.execute(
-        "UPDATE generations SET generation = generation + 1 WHERE scheduler = ?", (scheduler,)
+        "UPDATE generations SET generation = generation + 1, token = ? WHERE scheduler = ?",
+        (token, scheduler),
     )
     db.execute("DELETE FROM graph_snapshots WHERE scheduler = ?", (scheduler,))
     return _generation(db, scheduler)
