@@ -219,7 +219,7 @@ def _stamp_code(job: Job) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _code_key(fn: Any) -> str | None:
-    """A function's code by its source file's size and mtime (see :func:`_stamp_code`).
+    """A function's code by its source file's size and times (see :func:`_stamp_code`).
 
     None for anything else (a partial, a callable object, code from no file, or from a
     file named relatively, which another working folder would not find).
@@ -359,7 +359,7 @@ def material_of(job: Job) -> tuple[str | None, dict[str, list[Any]]]:
     args = _plain_arguments(job) or _other_arguments(job)
     if args is None:
         return None, inputs
-    fields = ["stamp3", job.name, _stamp_code(job), args]
+    fields = [_MATERIAL, job.name, _stamp_code(job), args]
     for path, (size, mtime, _) in inputs.items():  # sorted by expand()
         if size is None:
             return None, inputs
@@ -402,12 +402,12 @@ def materials_of(jobs: Sequence[Job], names: Sequence[str] | None = None) -> lis
             try:
                 code = codes.get(fn)
                 if code is None:
-                    code = codes[fn] = _code_key(fn) or _code_digest(fn)
+                    code = codes[fn] = _stamp_code(job)
             except TypeError:
                 append(material_of(job)[0])  # an unhashable callable
                 continue
             if not paths:
-                append(f"stamp3\x00{name}\x00{code}\x00list:2[tuple:{args!r};dict:0{{}}]")
+                append(f"{_MATERIAL}\x00{name}\x00{code}\x00list:2[tuple:{args!r};dict:0{{}}]")
                 continue
             path = paths[0]
             try:
@@ -419,7 +419,7 @@ def materials_of(jobs: Sequence[Job], names: Sequence[str] | None = None) -> lis
                 append(None)  # a folder or a special file counts as missing
                 continue
             append(
-                f"stamp3\x00{name}\x00{code}\x00list:2[tuple:{args!r};dict:0{{}}]"
+                f"{_MATERIAL}\x00{name}\x00{code}\x00list:2[tuple:{args!r};dict:0{{}}]"
                 f"\x00{path}={info.st_size}:{info.st_mtime_ns}"
             )
     return made
@@ -427,6 +427,7 @@ def materials_of(jobs: Sequence[Job], names: Sequence[str] | None = None) -> lis
 
 _NAME = operator.attrgetter("name")
 _USUAL_KINDS = frozenset({FUNCTION, CORO_FUNCTION})
+_MATERIAL = "stamp3"  # the material's first field: a new version matches no older stamp
 
 
 def stamp_with(material: str | None, requirement_digests: Mapping[str, str | None]) -> str | None:

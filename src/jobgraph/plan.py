@@ -8,11 +8,10 @@ jobs that must go to a worker process but cannot be pickled.
 from __future__ import annotations
 
 import difflib
-import operator
 import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, is_
 from typing import TYPE_CHECKING, Any, overload
 
 from . import graph
@@ -114,7 +113,7 @@ class NamesByIndex(Sequence[str]):
         if owner is not None:
             by_name = owner._names()  # derives every unnamed job's name (fresh, if it changed)
             if explicit.count(None) == len(jobs) == len(by_name) and all(
-                map(operator.is_, jobs, owner._jobs)
+                map(is_, jobs, owner._jobs)
             ):
                 # None named, all the owner's: its names were made in this order.
                 self._frozen = list(by_name)

@@ -237,9 +237,7 @@ class UpToDateChecks:
         if self._matched is not None:
             return None  # nothing changed: the snapshot it matched still holds
         plan, rec, shape = self.plan, self.rec, self.rec.shape
-        if self.parent is not None or shape is None or self._resumed:
-            return None
-        if not _graphstamp.eligible(plan):
+        if not self._whole or shape is None:  # (as decided when the run started)
             return None
         if self._unportable:  # (every required result was digested: each dependent has a stamp)
             return None

@@ -301,9 +301,7 @@ class SQLiteStore(Store):
         )
 
     def success_generation(self, scheduler: str) -> Generation | None:
-        rows = self._read(
-            "SELECT generation, token FROM generations WHERE scheduler = ?", (scheduler,)
-        )
+        rows = self._read(_GENERATION, (scheduler,))
         return Generation(*rows[0]) if rows else NO_GENERATION
 
     def keep_graph_snapshot(
@@ -536,10 +534,11 @@ def checkup(path: str | os.PathLike[str]) -> Checkup:
 
 def _generation(db: sqlite3.Connection, scheduler: str) -> Generation:
     """Where the scheduler's successes stand (see Store.success_generation)."""
-    row = db.execute(
-        "SELECT generation, token FROM generations WHERE scheduler = ?", (scheduler,)
-    ).fetchone()
+    row = db.execute(_GENERATION, (scheduler,)).fetchone()
     return Generation(*row) if row else NO_GENERATION
+
+
+_GENERATION = "SELECT generation, token FROM generations WHERE scheduler = ?"
 
 
 def _next_generation(db: sqlite3.Connection, scheduler: str, token: str) -> Generation:
